@@ -1,0 +1,763 @@
+// Bundle container: Serialize() writes the layout of format.h, Parse() reads
+// it back from untrusted bytes, Bundle::Load() adds the verifier, the regex
+// compilation and the route index.
+//
+// Parse() is the first thing an attacker-supplied bundle meets, so it is
+// written like leveldb's table/format.cc: every read goes through a bounds
+// checked little-endian reader, every count is checked against the bytes
+// that remain (in 64-bit arithmetic) before anything is reserved, and every
+// section must be consumed exactly. Tables that expand into separately
+// allocated objects (strings, claim paths) must be stored back to back, so
+// the memory Parse() allocates is linear in the input size: a small file
+// cannot make it build gigabytes of copies.
+//
+// The encoding is canonical: sections follow the directory at the first
+// 8-byte boundary, one after the other with zero padding, so Serialize() of
+// the same data always gives the same bytes and Parse() refuses any other
+// arrangement. Complexity: O(bundle size) time and memory.
+//
+// Tested by bundle_test.cc and the bundle fuzzer (tests/fuzz).
+#include "bytecode/bundle.h"
+
+#include <openssl/evp.h>
+#include <re2/re2.h>
+
+#include <cstring>
+#include <functional>
+#include <string>
+#include <utility>
+
+#include "bytecode/verifier.h"
+
+namespace vakt::bytecode {
+namespace {
+
+#define VAKT_RETURN_IF_ERROR(expr)  \
+  do {                              \
+    Status vakt_status_ = (expr);   \
+    if (!vakt_status_.ok()) return vakt_status_; \
+  } while (0)
+
+constexpr size_t kDirectorySize = kSectionCount * kDirEntrySize;
+constexpr size_t kAlignment = 8;
+constexpr uint64_t AlignUp(uint64_t n) { return (n + kAlignment - 1) & ~uint64_t{kAlignment - 1}; }
+constexpr size_t kMinBundleSize = kHeaderSize + kDirectorySize;
+constexpr uint64_t kFirstSectionOffset = AlignUp(kMinBundleSize);
+
+// Header field offsets (format.h).
+constexpr size_t kVersionOffset = 8;
+constexpr size_t kFlagsOffset = 10;
+constexpr size_t kSectionCountOffset = 12;
+constexpr size_t kFileSizeOffset = 16;
+constexpr size_t kChecksumOffset = 24;
+constexpr size_t kReservedOffset = 56;
+
+// Record sizes on disk.
+constexpr size_t kStringEntrySize = 8;
+constexpr size_t kIntSize = 8;
+constexpr size_t kMetaSize = 4 + 4 + 32 + 4 + 4;
+constexpr size_t kRegexSize = 4;
+constexpr size_t kClaimPathSize = 8;
+constexpr size_t kClaimPartSize = 4;
+constexpr size_t kRuleSize = 16;
+constexpr size_t kRouteSize = 40;
+constexpr size_t kParamSize = 8;
+constexpr size_t kNodeSize = 24;
+constexpr size_t kEdgeSize = 8;
+constexpr size_t kMethodSize = 8;
+constexpr size_t kInstrSize = 8;
+
+// Each compiled regex may use at most this much memory (RE2 max_mem).
+constexpr int64_t kRegexMaxMem = 8 << 20;
+
+const char* SectionName(uint32_t id) {
+  static constexpr const char* kNames[] = {"?",           "strings", "ints",   "meta",
+                                           "regexes",     "claim_paths", "rules", "routes",
+                                           "params",      "trie",    "code"};
+  return id <= kSectionCount ? kNames[id] : "?";
+}
+
+// ---- Little-endian encoding --------------------------------------------
+
+uint16_t LoadU16(const char* p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  return static_cast<uint16_t>(u[0] | (u[1] << 8));
+}
+uint32_t LoadU32(const char* p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  return static_cast<uint32_t>(u[0]) | (static_cast<uint32_t>(u[1]) << 8) |
+         (static_cast<uint32_t>(u[2]) << 16) | (static_cast<uint32_t>(u[3]) << 24);
+}
+uint64_t LoadU64(const char* p) {
+  return static_cast<uint64_t>(LoadU32(p)) | (static_cast<uint64_t>(LoadU32(p + 4)) << 32);
+}
+
+void PutU8(std::string* out, uint8_t v) { out->push_back(static_cast<char>(v)); }
+void PutU16(std::string* out, uint16_t v) {
+  PutU8(out, static_cast<uint8_t>(v));
+  PutU8(out, static_cast<uint8_t>(v >> 8));
+}
+void PutU32(std::string* out, uint32_t v) {
+  PutU16(out, static_cast<uint16_t>(v));
+  PutU16(out, static_cast<uint16_t>(v >> 16));
+}
+void PutU64(std::string* out, uint64_t v) {
+  PutU32(out, static_cast<uint32_t>(v));
+  PutU32(out, static_cast<uint32_t>(v >> 32));
+}
+
+// A bounds-checked cursor over one section's payload. Every read either
+// succeeds within the section or reports which section ran short.
+class Reader {
+ public:
+  Reader(std::string_view data, uint32_t section) : data_(data), section_(section) {}
+
+  size_t remaining() const { return data_.size() - pos_; }
+  std::string Where() const { return std::string("section `") + SectionName(section_) + "`: "; }
+
+  Status U16(const char* what, uint16_t* v) {
+    VAKT_RETURN_IF_ERROR(Need(2, what));
+    *v = LoadU16(data_.data() + pos_);
+    pos_ += 2;
+    return Status::Ok();
+  }
+  Status U32(const char* what, uint32_t* v) {
+    VAKT_RETURN_IF_ERROR(Need(4, what));
+    *v = LoadU32(data_.data() + pos_);
+    pos_ += 4;
+    return Status::Ok();
+  }
+  Status I64(const char* what, int64_t* v) {
+    VAKT_RETURN_IF_ERROR(Need(8, what));
+    *v = static_cast<int64_t>(LoadU64(data_.data() + pos_));
+    pos_ += 8;
+    return Status::Ok();
+  }
+  Status Bytes(size_t n, const char* what, std::string_view* v) {
+    VAKT_RETURN_IF_ERROR(Need(n, what));
+    *v = data_.substr(pos_, n);
+    pos_ += n;
+    return Status::Ok();
+  }
+  std::string_view Rest() {
+    std::string_view v = data_.substr(pos_);
+    pos_ = data_.size();
+    return v;
+  }
+
+  // Reads a u32 record count and checks that `count * record_size` bytes
+  // remain, before the caller reserves anything for them.
+  Status Count(size_t record_size, const char* what, uint32_t* n) {
+    VAKT_RETURN_IF_ERROR(U32(what, n));
+    uint64_t need = static_cast<uint64_t>(*n) * record_size;  // < 2^36: no overflow
+    if (need > remaining()) {
+      return Corruption(Where() + what + " count " + std::to_string(*n) + " needs " +
+                        std::to_string(need) + " bytes, has " + std::to_string(remaining()));
+    }
+    return Status::Ok();
+  }
+
+  Status Finish() const {
+    if (remaining() != 0) {
+      return Corruption(Where() + std::to_string(remaining()) + " trailing bytes");
+    }
+    return Status::Ok();
+  }
+
+ private:
+  Status Need(size_t n, const char* what) const {
+    if (n > remaining()) {
+      return Corruption(Where() + "truncated: " + what + " needs " + std::to_string(n) +
+                        " bytes, has " + std::to_string(remaining()));
+    }
+    return Status::Ok();
+  }
+
+  std::string_view data_;
+  size_t pos_ = 0;
+  uint32_t section_;
+};
+
+// ---- Section readers ------------------------------------------------------
+
+Status ReadStrings(Reader& r, BundleData* d) {
+  uint32_t n;
+  VAKT_RETURN_IF_ERROR(r.Count(kStringEntrySize, "string", &n));
+  std::vector<std::pair<uint32_t, uint32_t>> table(n);
+  for (auto& [offset, length] : table) {
+    VAKT_RETURN_IF_ERROR(r.U32("string offset", &offset));
+    VAKT_RETURN_IF_ERROR(r.U32("string length", &length));
+  }
+  std::string_view blob = r.Rest();
+  uint64_t expected = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint64_t offset = table[i].first;
+    uint64_t end = offset + table[i].second;
+    if (end > blob.size()) {
+      return Corruption(r.Where() + "string " + std::to_string(i) + " [" + std::to_string(offset) +
+                        ", " + std::to_string(end) + ") is outside the blob (" +
+                        std::to_string(blob.size()) + " bytes)");
+    }
+    if (offset != expected) {
+      return Corruption(r.Where() + "string " + std::to_string(i) + " starts at blob offset " +
+                        std::to_string(offset) + ", expected " + std::to_string(expected) +
+                        " (strings are stored back to back)");
+    }
+    expected = end;
+  }
+  if (expected != blob.size()) {
+    return Corruption(r.Where() + std::to_string(blob.size() - expected) +
+                      " trailing bytes after the last string");
+  }
+  if (n == 0) return Corruption(r.Where() + "no strings: string 0 must be \"\"");
+  if (table[0].second != 0) return Corruption(r.Where() + "string 0 must be empty");
+  d->strings.reserve(n);
+  for (const auto& [offset, length] : table) d->strings.emplace_back(blob.substr(offset, length));
+  return Status::Ok();
+}
+
+Status ReadInts(Reader& r, BundleData* d) {
+  uint32_t n;
+  VAKT_RETURN_IF_ERROR(r.Count(kIntSize, "int", &n));
+  d->ints.resize(n);
+  for (int64_t& v : d->ints) VAKT_RETURN_IF_ERROR(r.I64("int", &v));
+  return r.Finish();
+}
+
+Status ReadMeta(Reader& r, BundleData* d, uint32_t* route_count) {
+  uint32_t name, compiler;
+  std::string_view digest;
+  VAKT_RETURN_IF_ERROR(r.U32("name", &name));
+  VAKT_RETURN_IF_ERROR(r.U32("compiler version", &compiler));
+  VAKT_RETURN_IF_ERROR(r.Bytes(32, "source digest", &digest));
+  VAKT_RETURN_IF_ERROR(r.U32("route count", route_count));
+  VAKT_RETURN_IF_ERROR(r.U32("max route cost", &d->max_route_cost));
+  VAKT_RETURN_IF_ERROR(r.Finish());
+  auto check = [&](const char* what, uint32_t i) {
+    if (i >= d->strings.size()) {
+      return Corruption(r.Where() + what + " string " + std::to_string(i) + " out of range (" +
+                        std::to_string(d->strings.size()) + " strings)");
+    }
+    return Status::Ok();
+  };
+  VAKT_RETURN_IF_ERROR(check("name", name));
+  VAKT_RETURN_IF_ERROR(check("compiler version", compiler));
+  d->name = d->strings[name];
+  d->compiler_version = d->strings[compiler];
+  std::memcpy(d->source_digest.data(), digest.data(), 32);
+  return Status::Ok();
+}
+
+Status ReadRegexes(Reader& r, BundleData* d) {
+  uint32_t n;
+  VAKT_RETURN_IF_ERROR(r.Count(kRegexSize, "regex", &n));
+  d->regexes.resize(n);
+  for (uint32_t& v : d->regexes) VAKT_RETURN_IF_ERROR(r.U32("regex", &v));
+  return r.Finish();
+}
+
+Status ReadClaimPaths(Reader& r, BundleData* d) {
+  uint32_t n;
+  VAKT_RETURN_IF_ERROR(r.Count(kClaimPathSize, "claim path", &n));
+  std::vector<std::pair<uint32_t, uint32_t>> table(n);
+  for (auto& [first, count] : table) {
+    VAKT_RETURN_IF_ERROR(r.U32("claim path first part", &first));
+    VAKT_RETURN_IF_ERROR(r.U32("claim path part count", &count));
+  }
+  uint32_t m;
+  VAKT_RETURN_IF_ERROR(r.Count(kClaimPartSize, "claim part", &m));
+  std::vector<uint32_t> parts(m);
+  for (uint32_t& v : parts) VAKT_RETURN_IF_ERROR(r.U32("claim part", &v));
+  VAKT_RETURN_IF_ERROR(r.Finish());
+  uint64_t expected = 0;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint64_t first = table[i].first;
+    uint64_t end = first + table[i].second;
+    if (end > m) {
+      return Corruption(r.Where() + "claim path " + std::to_string(i) + " parts [" +
+                        std::to_string(first) + ", " + std::to_string(end) +
+                        ") are outside the part list (" + std::to_string(m) + " parts)");
+    }
+    if (first != expected) {
+      return Corruption(r.Where() + "claim path " + std::to_string(i) + " starts at part " +
+                        std::to_string(first) + ", expected " + std::to_string(expected) +
+                        " (paths are stored back to back)");
+    }
+    expected = end;
+  }
+  if (expected != m) {
+    return Corruption(r.Where() + std::to_string(m - expected) +
+                      " unused parts after the last claim path");
+  }
+  d->claim_paths.reserve(n);
+  for (const auto& [first, count] : table) {
+    d->claim_paths.emplace_back(parts.begin() + first, parts.begin() + first + count);
+  }
+  return Status::Ok();
+}
+
+Status ReadRules(Reader& r, BundleData* d) {
+  uint32_t n;
+  VAKT_RETURN_IF_ERROR(r.Count(kRuleSize, "rule", &n));
+  d->rules.resize(n);
+  for (RuleRecord& v : d->rules) {
+    VAKT_RETURN_IF_ERROR(r.U32("rule id", &v.id));
+    VAKT_RETURN_IF_ERROR(r.U32("rule error", &v.error));
+    VAKT_RETURN_IF_ERROR(r.U32("rule message", &v.message));
+    VAKT_RETURN_IF_ERROR(r.U16("rule status", &v.status));
+    VAKT_RETURN_IF_ERROR(r.U16("rule flags", &v.flags));
+  }
+  return r.Finish();
+}
+
+Status ReadRoutes(Reader& r, BundleData* d) {
+  uint32_t n;
+  VAKT_RETURN_IF_ERROR(r.Count(kRouteSize, "route", &n));
+  d->routes.resize(n);
+  for (RouteRecord& v : d->routes) {
+    for (uint32_t* f : {&v.name, &v.method, &v.path_template, &v.first_param, &v.param_count,
+                        &v.request_code, &v.request_len, &v.response_code, &v.response_len,
+                        &v.cost}) {
+      VAKT_RETURN_IF_ERROR(r.U32("route field", f));
+    }
+  }
+  return r.Finish();
+}
+
+Status ReadParams(Reader& r, BundleData* d) {
+  uint32_t n;
+  VAKT_RETURN_IF_ERROR(r.Count(kParamSize, "param", &n));
+  d->params.resize(n);
+  for (ParamRecord& v : d->params) {
+    VAKT_RETURN_IF_ERROR(r.U32("param name", &v.name));
+    VAKT_RETURN_IF_ERROR(r.U32("param shape", &v.shape));
+  }
+  return r.Finish();
+}
+
+Status ReadTrie(Reader& r, BundleData* d) {
+  uint32_t n;
+  VAKT_RETURN_IF_ERROR(r.Count(kNodeSize, "node", &n));
+  d->nodes.resize(n);
+  for (TrieNode& v : d->nodes) {
+    for (uint32_t* f : {&v.first_edge, &v.edge_count, &v.param_child, &v.param_shape,
+                        &v.first_method, &v.method_count}) {
+      VAKT_RETURN_IF_ERROR(r.U32("node field", f));
+    }
+  }
+  VAKT_RETURN_IF_ERROR(r.Count(kEdgeSize, "edge", &n));
+  d->edges.resize(n);
+  for (TrieEdge& v : d->edges) {
+    VAKT_RETURN_IF_ERROR(r.U32("edge segment", &v.segment));
+    VAKT_RETURN_IF_ERROR(r.U32("edge child", &v.child));
+  }
+  VAKT_RETURN_IF_ERROR(r.Count(kMethodSize, "method", &n));
+  d->methods.resize(n);
+  for (TrieMethod& v : d->methods) {
+    VAKT_RETURN_IF_ERROR(r.U32("method string", &v.method));
+    VAKT_RETURN_IF_ERROR(r.U32("method route", &v.route));
+  }
+  return r.Finish();
+}
+
+Status ReadCode(Reader& r, BundleData* d) {
+  uint32_t n;
+  VAKT_RETURN_IF_ERROR(r.Count(kInstrSize, "instruction", &n));
+  d->code.resize(n);
+  for (Instr& v : d->code) {
+    std::string_view bytes;
+    VAKT_RETURN_IF_ERROR(r.Bytes(kInstrSize, "instruction", &bytes));
+    // Any byte is a valid Op value (the enum has a fixed underlying type);
+    // unknown opcodes are the verifier's to refuse.
+    v.op = static_cast<Op>(static_cast<uint8_t>(bytes[0]));
+    v.a = static_cast<uint8_t>(bytes[1]);
+    v.b = LoadU16(bytes.data() + 2);
+    v.c = LoadU32(bytes.data() + 4);
+  }
+  return r.Finish();
+}
+
+// ---- Section writers ------------------------------------------------------
+
+// Index of `s` in `strings`, appended if absent.
+uint32_t Intern(std::vector<std::string_view>* strings, std::string_view s) {
+  for (size_t i = 0; i < strings->size(); ++i) {
+    if ((*strings)[i] == s) return static_cast<uint32_t>(i);
+  }
+  strings->push_back(s);
+  return static_cast<uint32_t>(strings->size() - 1);
+}
+
+std::string WriteStrings(const std::vector<std::string_view>& strings) {
+  std::string out;
+  PutU32(&out, static_cast<uint32_t>(strings.size()));
+  uint32_t offset = 0;
+  for (std::string_view s : strings) {
+    PutU32(&out, offset);
+    PutU32(&out, static_cast<uint32_t>(s.size()));
+    offset += static_cast<uint32_t>(s.size());
+  }
+  for (std::string_view s : strings) out.append(s);
+  return out;
+}
+
+}  // namespace
+
+// ---- Public API -------------------------------------------------------------
+
+std::array<uint8_t, 32> Sha256(std::string_view bytes) {
+  std::array<uint8_t, 32> digest{};
+  unsigned int len = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest.data(), &len, EVP_sha256(), nullptr);
+  return digest;
+}
+
+std::string HexLower(const uint8_t* p, size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(kHex[p[i] >> 4]);
+    out.push_back(kHex[p[i] & 15]);
+  }
+  return out;
+}
+
+std::string Serialize(const BundleData& d) {
+  // The name and compiler version live in the string table; they are
+  // appended to it if the compiler did not intern them already.
+  std::vector<std::string_view> strings(d.strings.begin(), d.strings.end());
+  if (strings.empty()) strings.push_back("");
+  uint32_t name = Intern(&strings, d.name);
+  uint32_t compiler = Intern(&strings, d.compiler_version);
+
+  std::string sections[kSectionCount];
+  auto& s_strings = sections[0];
+  auto& s_ints = sections[1];
+  auto& s_meta = sections[2];
+  auto& s_regexes = sections[3];
+  auto& s_claims = sections[4];
+  auto& s_rules = sections[5];
+  auto& s_routes = sections[6];
+  auto& s_params = sections[7];
+  auto& s_trie = sections[8];
+  auto& s_code = sections[9];
+
+  s_strings = WriteStrings(strings);
+
+  PutU32(&s_ints, static_cast<uint32_t>(d.ints.size()));
+  for (int64_t v : d.ints) PutU64(&s_ints, static_cast<uint64_t>(v));
+
+  PutU32(&s_meta, name);
+  PutU32(&s_meta, compiler);
+  s_meta.append(reinterpret_cast<const char*>(d.source_digest.data()), d.source_digest.size());
+  PutU32(&s_meta, static_cast<uint32_t>(d.routes.size()));
+  PutU32(&s_meta, d.max_route_cost);
+
+  PutU32(&s_regexes, static_cast<uint32_t>(d.regexes.size()));
+  for (uint32_t v : d.regexes) PutU32(&s_regexes, v);
+
+  PutU32(&s_claims, static_cast<uint32_t>(d.claim_paths.size()));
+  uint32_t part = 0;
+  for (const auto& path : d.claim_paths) {
+    PutU32(&s_claims, part);
+    PutU32(&s_claims, static_cast<uint32_t>(path.size()));
+    part += static_cast<uint32_t>(path.size());
+  }
+  PutU32(&s_claims, part);
+  for (const auto& path : d.claim_paths) {
+    for (uint32_t v : path) PutU32(&s_claims, v);
+  }
+
+  PutU32(&s_rules, static_cast<uint32_t>(d.rules.size()));
+  for (const RuleRecord& v : d.rules) {
+    PutU32(&s_rules, v.id);
+    PutU32(&s_rules, v.error);
+    PutU32(&s_rules, v.message);
+    PutU16(&s_rules, v.status);
+    PutU16(&s_rules, v.flags);
+  }
+
+  PutU32(&s_routes, static_cast<uint32_t>(d.routes.size()));
+  for (const RouteRecord& v : d.routes) {
+    for (uint32_t f : {v.name, v.method, v.path_template, v.first_param, v.param_count,
+                       v.request_code, v.request_len, v.response_code, v.response_len, v.cost}) {
+      PutU32(&s_routes, f);
+    }
+  }
+
+  PutU32(&s_params, static_cast<uint32_t>(d.params.size()));
+  for (const ParamRecord& v : d.params) {
+    PutU32(&s_params, v.name);
+    PutU32(&s_params, v.shape);
+  }
+
+  PutU32(&s_trie, static_cast<uint32_t>(d.nodes.size()));
+  for (const TrieNode& v : d.nodes) {
+    for (uint32_t f : {v.first_edge, v.edge_count, v.param_child, v.param_shape, v.first_method,
+                       v.method_count}) {
+      PutU32(&s_trie, f);
+    }
+  }
+  PutU32(&s_trie, static_cast<uint32_t>(d.edges.size()));
+  for (const TrieEdge& v : d.edges) {
+    PutU32(&s_trie, v.segment);
+    PutU32(&s_trie, v.child);
+  }
+  PutU32(&s_trie, static_cast<uint32_t>(d.methods.size()));
+  for (const TrieMethod& v : d.methods) {
+    PutU32(&s_trie, v.method);
+    PutU32(&s_trie, v.route);
+  }
+
+  PutU32(&s_code, static_cast<uint32_t>(d.code.size()));
+  for (const Instr& v : d.code) {
+    PutU8(&s_code, static_cast<uint8_t>(v.op));
+    PutU8(&s_code, v.a);
+    PutU16(&s_code, v.b);
+    PutU32(&s_code, v.c);
+  }
+
+  // Lay out: header, directory, then each section at the next 8-byte
+  // boundary with zero padding in between.
+  uint64_t offsets[kSectionCount];
+  uint64_t pos = kFirstSectionOffset;
+  for (uint32_t i = 0; i < kSectionCount; ++i) {
+    offsets[i] = pos;
+    pos = AlignUp(pos + sections[i].size());
+  }
+  uint64_t total = offsets[kSectionCount - 1] + sections[kSectionCount - 1].size();
+
+  std::string out;
+  out.reserve(total);
+  out.append(kMagic, sizeof(kMagic));
+  PutU16(&out, kCurrentVersion);
+  PutU16(&out, 0);  // flags
+  PutU32(&out, kSectionCount);
+  PutU64(&out, total);
+  out.append(32, '\0');  // checksum, filled in below
+  out.append(kHeaderSize - kReservedOffset, '\0');
+  for (uint32_t i = 0; i < kSectionCount; ++i) {
+    PutU32(&out, i + 1);
+    PutU32(&out, static_cast<uint32_t>(offsets[i]));
+    PutU32(&out, static_cast<uint32_t>(sections[i].size()));
+  }
+  for (uint32_t i = 0; i < kSectionCount; ++i) {
+    out.append(offsets[i] - out.size(), '\0');
+    out.append(sections[i]);
+  }
+  std::array<uint8_t, 32> sum = Sha256(std::string_view(out).substr(kHeaderSize));
+  std::memcpy(out.data() + kChecksumOffset, sum.data(), sum.size());
+  return out;
+}
+
+Result<BundleData> Parse(std::string_view bytes) {
+  const size_t size = bytes.size();
+  const char* p = bytes.data();
+  if (size > kMaxBundleBytes) {
+    return ResourceExhausted("bundle is " + std::to_string(size) + " bytes, over the limit of " +
+                             std::to_string(kMaxBundleBytes));
+  }
+  // Magic and version first, so that a file that is not a bundle, or a
+  // bundle of a newer format, is named as such even if it is short.
+  if (size >= sizeof(kMagic) && std::memcmp(p, kMagic, sizeof(kMagic)) != 0) {
+    return Corruption("bad magic: not a vakt bundle");
+  }
+  if (size >= kVersionOffset + 2) {
+    uint16_t version = LoadU16(p + kVersionOffset);
+    if (version > kCurrentVersion) {
+      return Unsupported("bundle format version " + std::to_string(version) +
+                         " is newer than this build supports (newest " +
+                         std::to_string(kCurrentVersion) + ")");
+    }
+    if (version < kOldestSupportedVersion) {
+      return Unsupported("bundle format version " + std::to_string(version) +
+                         " is older than this build supports (oldest " +
+                         std::to_string(kOldestSupportedVersion) + ")");
+    }
+  }
+  if (size < kMinBundleSize) {
+    return Corruption("truncated bundle: " + std::to_string(size) +
+                      " bytes, the header and directory alone are " +
+                      std::to_string(kMinBundleSize));
+  }
+  uint64_t file_size = LoadU64(p + kFileSizeOffset);
+  if (file_size > size) {
+    return Corruption("truncated bundle: header says " + std::to_string(file_size) +
+                      " bytes, got " + std::to_string(size));
+  }
+  if (file_size < size) {
+    return Corruption("trailing data: header says " + std::to_string(file_size) + " bytes, got " +
+                      std::to_string(size));
+  }
+  uint32_t section_count = LoadU32(p + kSectionCountOffset);
+  if (section_count != kSectionCount) {
+    return Corruption("header section count is " + std::to_string(section_count) + ", expected " +
+                      std::to_string(kSectionCount));
+  }
+  if (uint16_t flags = LoadU16(p + kFlagsOffset); flags != 0) {
+    return Corruption("header flags " + std::to_string(flags) + " are reserved and must be 0");
+  }
+  for (size_t i = kReservedOffset; i < kHeaderSize; ++i) {
+    if (p[i] != 0) return Corruption("reserved header bytes are not zero");
+  }
+  std::array<uint8_t, 32> sum = Sha256(bytes.substr(kHeaderSize));
+  if (std::memcmp(sum.data(), p + kChecksumOffset, sum.size()) != 0) {
+    return Corruption("checksum mismatch: the bundle is damaged");
+  }
+
+  // Directory: ids 1..kSectionCount in order, each section at the next
+  // 8-byte boundary after the previous one, zero padding between.
+  std::string_view payload[kSectionCount];
+  uint64_t expected = kFirstSectionOffset;
+  uint64_t end = kMinBundleSize;
+  for (uint32_t i = 0; i < kSectionCount; ++i) {
+    const char* e = p + kHeaderSize + i * kDirEntrySize;
+    uint32_t id = LoadU32(e);
+    uint64_t offset = LoadU32(e + 4);
+    uint64_t length = LoadU32(e + 8);
+    std::string where = "directory entry " + std::to_string(i) + " (`" + SectionName(i + 1) + "`): ";
+    if (id != i + 1) {
+      return Corruption(where + "section id " + std::to_string(id) + ", expected " +
+                        std::to_string(i + 1));
+    }
+    if (offset % kAlignment != 0) {
+      return Corruption(where + "offset " + std::to_string(offset) + " is not 8-byte aligned");
+    }
+    if (offset + length > size) {
+      return Corruption(where + "range [" + std::to_string(offset) + ", " +
+                        std::to_string(offset + length) + ") is outside the file (" +
+                        std::to_string(size) + " bytes)");
+    }
+    if (offset < kMinBundleSize) {
+      return Corruption(where + "offset " + std::to_string(offset) +
+                        " overlaps the header or directory");
+    }
+    if (offset < end) {
+      return Corruption(where + "offset " + std::to_string(offset) +
+                        " overlaps the previous section, which ends at " + std::to_string(end));
+    }
+    if (offset != expected) {
+      return Corruption(where + "offset " + std::to_string(offset) + ", expected " +
+                        std::to_string(expected) + " (sections are packed in order)");
+    }
+    for (uint64_t j = end; j < offset; ++j) {
+      if (p[j] != 0) return Corruption(where + "padding before the section is not zero");
+    }
+    payload[i] = bytes.substr(offset, length);
+    end = offset + length;
+    expected = AlignUp(end);
+  }
+  if (end != size) {
+    return Corruption(std::to_string(size - end) + " trailing bytes after the last section");
+  }
+
+  BundleData d;
+  uint32_t route_count = 0;
+  auto reader = [&](SectionId id) {
+    auto n = static_cast<uint32_t>(id);
+    return Reader(payload[n - 1], n);
+  };
+  {
+    Reader r = reader(SectionId::kStrings);
+    VAKT_RETURN_IF_ERROR(ReadStrings(r, &d));
+  }
+  {
+    Reader r = reader(SectionId::kInts);
+    VAKT_RETURN_IF_ERROR(ReadInts(r, &d));
+  }
+  {
+    Reader r = reader(SectionId::kMeta);
+    VAKT_RETURN_IF_ERROR(ReadMeta(r, &d, &route_count));
+  }
+  {
+    Reader r = reader(SectionId::kRegexes);
+    VAKT_RETURN_IF_ERROR(ReadRegexes(r, &d));
+  }
+  {
+    Reader r = reader(SectionId::kClaimPaths);
+    VAKT_RETURN_IF_ERROR(ReadClaimPaths(r, &d));
+  }
+  {
+    Reader r = reader(SectionId::kRules);
+    VAKT_RETURN_IF_ERROR(ReadRules(r, &d));
+  }
+  {
+    Reader r = reader(SectionId::kRoutes);
+    VAKT_RETURN_IF_ERROR(ReadRoutes(r, &d));
+  }
+  if (route_count != d.routes.size()) {
+    return Corruption("section `meta`: route count " + std::to_string(route_count) +
+                      ", but section `routes` has " + std::to_string(d.routes.size()));
+  }
+  {
+    Reader r = reader(SectionId::kParams);
+    VAKT_RETURN_IF_ERROR(ReadParams(r, &d));
+  }
+  {
+    Reader r = reader(SectionId::kTrie);
+    VAKT_RETURN_IF_ERROR(ReadTrie(r, &d));
+  }
+  {
+    Reader r = reader(SectionId::kCode);
+    VAKT_RETURN_IF_ERROR(ReadCode(r, &d));
+  }
+  return d;
+}
+
+// ---- Bundle -----------------------------------------------------------------
+
+Bundle::~Bundle() = default;
+
+size_t Bundle::EdgeKeyHash::operator()(const EdgeKey& k) const {
+  return std::hash<std::string_view>{}(k.segment) ^ (k.node * size_t{0x9e3779b97f4a7c15});
+}
+
+Result<std::shared_ptr<const Bundle>> Bundle::Load(std::string_view bytes) {
+  Result<BundleData> parsed = Parse(bytes);
+  if (!parsed.ok()) return parsed.status();
+  VAKT_RETURN_IF_ERROR(Verify(*parsed));
+
+  std::shared_ptr<Bundle> b(new Bundle());
+  b->data_ = std::move(parsed).value();
+  const BundleData& d = b->data_;
+
+  RE2::Options options;
+  options.set_log_errors(false);
+  options.set_max_mem(kRegexMaxMem);
+  b->regexes_.reserve(d.regexes.size());
+  for (size_t i = 0; i < d.regexes.size(); ++i) {
+    const std::string& pattern = d.strings[d.regexes[i]];
+    auto re = std::make_unique<RE2>(re2::StringPiece(pattern.data(), pattern.size()), options);
+    if (!re->ok()) {
+      std::string shown = pattern.size() > 200 ? pattern.substr(0, 200) + "..." : pattern;
+      return Corruption("regex " + std::to_string(i) + " (`" + shown + "`) does not compile: " +
+                        re->error());
+    }
+    b->regexes_.push_back(std::move(re));
+  }
+
+  // The verifier proved each edge belongs to exactly one node, so this
+  // index holds every literal edge once. Keys view strings in data_, which
+  // is never modified again.
+  b->edge_index_.reserve(d.edges.size());
+  for (uint32_t n = 0; n < d.nodes.size(); ++n) {
+    const TrieNode& node = d.nodes[n];
+    for (uint32_t e = node.first_edge; e < node.first_edge + node.edge_count; ++e) {
+      const TrieEdge& edge = d.edges[e];
+      b->edge_index_.emplace(EdgeKey{n, d.strings[edge.segment]}, edge.child);
+    }
+  }
+
+  std::array<uint8_t, 32> digest = Sha256(bytes);
+  b->digest_hex_ = HexLower(digest.data(), digest.size());
+  b->size_bytes_ = bytes.size();
+  return std::shared_ptr<const Bundle>(std::move(b));
+}
+
+uint32_t Bundle::FindEdge(uint32_t node, std::string_view segment) const {
+  auto it = edge_index_.find(EdgeKey{node, segment});
+  return it == edge_index_.end() ? kNone : it->second;
+}
+
+}  // namespace vakt::bytecode

@@ -1,0 +1,99 @@
+// Bundles in memory. BundleData is the plain form the compiler fills and
+// Serialize() writes (deterministically: the same data gives the same bytes).
+// Bundle is a loaded, verified, immutable bundle that many threads share:
+// Load() parses untrusted bytes, checks every bound, runs the verifier,
+// compiles the regex table once and builds the route index.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "bytecode/format.h"
+#include "bytecode/status.h"
+
+namespace re2 {
+class RE2;
+}
+
+namespace vakt::bytecode {
+
+struct BundleData {
+  std::string name;
+  std::string compiler_version;
+  std::array<uint8_t, 32> source_digest{};
+  uint32_t max_route_cost = 0;
+
+  std::vector<std::string> strings;  // strings[0] must be ""
+  std::vector<int64_t> ints;
+  std::vector<uint32_t> regexes;                   // pattern string indices
+  std::vector<std::vector<uint32_t>> claim_paths;  // string indices per part
+  std::vector<RuleRecord> rules;
+  std::vector<RouteRecord> routes;
+  std::vector<ParamRecord> params;
+  std::vector<TrieNode> nodes;  // nodes[0] is the root
+  std::vector<TrieEdge> edges;
+  std::vector<TrieMethod> methods;
+  std::vector<Instr> code;
+};
+
+// Writes `data` in the format of format.h, SHA-256 included.
+// REQUIRES: data is well formed (the compiler's output is).
+std::string Serialize(const BundleData& data);
+
+// Parses the container (header, directory, sections, hash) without running
+// the verifier. Exposed for tests and `vakt disasm --no-verify`.
+Result<BundleData> Parse(std::string_view bytes);
+
+// A loaded and verified bundle. Immutable after Load; thread-safe to share.
+class Bundle {
+ public:
+  // Parses, verifies and prepares `bytes`. Errors are kCorruption (bad
+  // bytes), kUnsupported (newer format) or kResourceExhausted (too large).
+  static Result<std::shared_ptr<const Bundle>> Load(std::string_view bytes);
+
+  ~Bundle();
+  Bundle(const Bundle&) = delete;
+  Bundle& operator=(const Bundle&) = delete;
+
+  const BundleData& data() const { return data_; }
+  std::string_view str(uint32_t i) const { return data_.strings[i]; }
+  const re2::RE2& regex(uint32_t i) const { return *regexes_[i]; }
+  // SHA-256 of the whole bundle file, lowercase hex.
+  const std::string& digest() const { return digest_hex_; }
+  size_t size_bytes() const { return size_bytes_; }
+
+  // Child of trie node `node` by literal segment, or kNone. O(segment).
+  uint32_t FindEdge(uint32_t node, std::string_view segment) const;
+
+ private:
+  Bundle() = default;
+  BundleData data_;
+  std::vector<std::unique_ptr<re2::RE2>> regexes_;
+  // Literal edges keyed by (parent node, segment); built once at load.
+  struct EdgeKey {
+    uint32_t node;
+    std::string_view segment;
+    bool operator==(const EdgeKey& o) const { return node == o.node && segment == o.segment; }
+  };
+  struct EdgeKeyHash {
+    size_t operator()(const EdgeKey& k) const;
+  };
+  std::unordered_map<EdgeKey, uint32_t, EdgeKeyHash> edge_index_;
+  std::string digest_hex_;
+  size_t size_bytes_ = 0;
+};
+
+// Human-readable listing of a bundle: header, tables, routes, code.
+// Deterministic; used by `vakt disasm` and the golden tests.
+std::string Disassemble(const BundleData& data);
+
+// SHA-256 helper (OpenSSL EVP).
+std::array<uint8_t, 32> Sha256(std::string_view bytes);
+std::string HexLower(const uint8_t* p, size_t n);
+
+}  // namespace vakt::bytecode

@@ -1,0 +1,98 @@
+// The request and response model the VM decides on, and how a raw HTTP
+// request target is normalised before route matching. Everything here is
+// attacker-controlled; every size is bounded and every odd input gets a
+// deterministic outcome (a normalisation error becomes a 400/414/431 deny).
+//
+// Path normalisation (documented in docs/language.md, "Request model"):
+//   1. The target must start with '/'; "*" and absolute-form are refused.
+//      A fragment ('#') is refused. The query is split off at the first '?'.
+//   2. The path is split on '/'. Empty segments (duplicate or trailing
+//      slashes) are dropped: "//a///b/" is "/a/b".
+//   3. Each segment is percent-decoded. Invalid escapes, and escapes that
+//      decode to '/', '\\', NUL or another control byte, are refused: an
+//      encoded slash never splits or joins segments.
+//   4. Segments "." and ".." (also when percent-encoded) are refused rather
+//      than resolved, so the policy and the backend cannot disagree.
+//   5. Decoded segments must be valid UTF-8.
+//   6. The normalised path is "/" + segments joined by "/" ("/" if none).
+//   Query parameters: split on '&', name and value split on the first '=',
+//   '+' is a space, percent-decoded; invalid escapes or non-UTF-8 refused.
+// Header names are matched case-insensitively (lower-cased once).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bytecode/status.h"
+
+namespace vakt::bytecode {
+
+inline constexpr size_t kMaxTargetBytes = 8192;     // request-target
+inline constexpr size_t kMaxSegments = 128;
+inline constexpr size_t kMaxQueryParams = 256;
+inline constexpr size_t kMaxHeaders = 256;
+inline constexpr size_t kMaxHeaderBytes = 64 * 1024;  // names + values
+inline constexpr size_t kMaxMethodBytes = 32;
+
+struct HeaderField {
+  std::string_view name;  // any case
+  std::string_view value;
+};
+
+struct TlsInfo {
+  std::string_view version;          // "TLSv1.3", "TLSv1.2", ... ; "" = no TLS
+  std::string_view cipher;           // cipher suite name; "" = unknown
+  std::string_view client_cert_pem;  // PEM client certificate; "" = none
+};
+
+// A request as received. Views must outlive the decision.
+struct HttpRequest {
+  std::string_view method;
+  std::string_view target;  // raw request-target: path, optional ?query
+  std::span<const HeaderField> headers;
+  std::string_view body;
+  TlsInfo tls;
+  int64_t time = 0;  // unix seconds
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::span<const HeaderField> headers;
+  std::string_view body;
+};
+
+// Why normalisation refused a request; maps to the deny status.
+enum class TargetError : uint8_t {
+  kNone = 0,
+  kMalformed,     // 400: not origin-form, bad escape, dot segment, non-UTF-8 ...
+  kTooLong,       // 414: target over kMaxTargetBytes or too many segments
+  kHeadersTooBig, // 431: too many headers or header bytes
+};
+
+// The normalised request. Reusable: Normalize() clears and refills it
+// without freeing capacity, so a warm object allocates nothing.
+struct NormalizedRequest {
+  std::string path;                        // "/a/b"
+  std::vector<std::string_view> segments;  // views into `path`
+  std::string query_storage;               // decoded query names and values
+  std::vector<std::pair<std::string_view, std::string_view>> query;
+  std::string header_storage;              // lower-cased header names
+  std::vector<std::pair<std::string_view, std::string_view>> headers;  // (lower name, value)
+  std::string_view raw_query;              // after '?', views the request
+  const char* error_detail = "";           // static text when Normalize fails
+};
+
+// Normalises `req` into `out`. Returns kNone on success.
+TargetError Normalize(const HttpRequest& req, NormalizedRequest& out);
+
+// True if `s` is valid UTF-8 (no overlongs, no surrogates).
+bool IsValidUtf8(std::string_view s);
+
+// base64url (no padding) SHA-256 of the DER of the first certificate in
+// `pem`, as in RFC 8705 x5t#S256. Error if `pem` is not a certificate.
+Result<std::string> CertThumbprint(std::string_view pem);
+
+}  // namespace vakt::bytecode

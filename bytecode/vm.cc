@@ -1,0 +1,1460 @@
+// The VM (vm.h): routes a normalised request through the bundle's trie and
+// runs the route's verified stack program to an allow or a deny.
+//
+// Complexity: normalisation is O(target + headers); dispatch is one hash
+// probe (plus at most one anchored RE2 match for a shaped parameter) per
+// path segment, with no backtracking, so O(path length); a program runs at
+// most `len` instructions because every jump goes strictly forward (checked
+// here again, not only by the verifier), and each instruction is linear in
+// the size of its operands. A decision is therefore O(request + route cost
+// x operand size), with every operand bounded by the request limits
+// (request.h), the claims document and the fixed scratch arena.
+//
+// Memory: all per-decision state lives in EvalScratch::Impl, allocated once:
+// a fixed value stack of kMaxStack slots, a byte arena and a value arena
+// (strings made by concatenation, lower/upper, lists from LOAD_ALL, split,
+// MAKE_LIST and claim conversion), and fixed buffers for the formatted
+// description and WWW-Authenticate header. Exhausting the arena is an
+// evaluation error (a deny), never a reallocation, so a warm decision on
+// the common path performs no heap allocation.
+//
+// Failure: nothing here throws. The bundle is verified, but every index,
+// pop and jump is still bounds-checked; anything unexpected is an
+// evaluation error, which denies with the current rule (fail closed).
+//
+// Tested by vm_test.cc (and the differential tests against the reference
+// evaluator in compiler/interp.cc).
+#include "bytecode/vm.h"
+
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace vakt::bytecode {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+constexpr size_t kArenaBytes = 64 * 1024;
+constexpr size_t kArenaValues = 4096;
+constexpr size_t kDetailBytes = 512;
+constexpr size_t kDescBytes = 1024;
+constexpr size_t kAuthBytes = 1536;
+constexpr size_t kMaxPathInMessage = 256;
+constexpr int kMaxJsonDepth = 64;            // claims parse depth and compare depth
+constexpr size_t kMaxClaimsBytes = 16u << 20;
+
+// Number of arguments each builtin takes, by Builtin (as the verifier).
+constexpr uint8_t kArity[kBuiltinCount] = {2, 2, 2, 1, 1, 1, 2, 1};
+constexpr const char* kBuiltinName[kBuiltinCount] = {
+    "starts_with", "ends_with", "contains", "lower", "upper", "len", "split", "trim"};
+
+// A runtime value. Strings and lists point into memory that outlives the
+// decision: the bundle, the request, the claims document or the arena.
+struct Value {
+  ValueType kind = ValueType::kNull;
+  bool b = false;
+  int64_t i = 0;               // int, duration (seconds), timestamp (unix seconds)
+  const char* s = nullptr;     // string bytes
+  const Value* items = nullptr;  // list elements
+  size_t n = 0;                // string length or list count
+  element j;                   // kJson
+
+  std::string_view str() const { return {s, n}; }
+};
+
+Value Null() { return Value(); }
+Value Bool(bool b) {
+  Value v;
+  v.kind = ValueType::kBool;
+  v.b = b;
+  return v;
+}
+Value Int(ValueType kind, int64_t i) {
+  Value v;
+  v.kind = kind;
+  v.i = i;
+  return v;
+}
+Value Str(std::string_view s) {
+  Value v;
+  v.kind = ValueType::kString;
+  v.s = s.data();
+  v.n = s.size();
+  return v;
+}
+Value List(const Value* items, size_t n) {
+  Value v;
+  v.kind = ValueType::kList;
+  v.items = items;
+  v.n = n;
+  return v;
+}
+Value Json(element e) {
+  Value v;
+  v.kind = ValueType::kJson;
+  v.j = e;
+  return v;
+}
+
+bool IsIntLike(ValueType k) {
+  return k == ValueType::kInt || k == ValueType::kDuration || k == ValueType::kTimestamp;
+}
+
+const char* TypeName(ValueType k) {
+  switch (k) {
+    case ValueType::kNull: return "null";
+    case ValueType::kBool: return "bool";
+    case ValueType::kInt: return "int";
+    case ValueType::kString: return "string";
+    case ValueType::kDuration: return "duration";
+    case ValueType::kTimestamp: return "timestamp";
+    case ValueType::kList: return "list";
+    case ValueType::kJson: return "json";
+  }
+  return "?";
+}
+
+const char* JsonTypeName(const element& e) {
+  switch (e.type()) {
+    case element_type::NULL_VALUE: return "null";
+    case element_type::BOOL: return "a boolean";
+    case element_type::STRING: return "a string";
+    case element_type::ARRAY: return "an array";
+    case element_type::OBJECT: return "an object";
+    case element_type::INT64:
+    case element_type::UINT64:
+    case element_type::DOUBLE: return "a number";
+  }
+  return "a value";
+}
+
+bool JsonToInt(const element& e, int64_t* out) {
+  if (e.type() == element_type::INT64) return e.get_int64().get(*out) == simdjson::SUCCESS;
+  if (e.type() == element_type::UINT64) {
+    uint64_t u;
+    if (e.get_uint64().get(u) != simdjson::SUCCESS) return false;
+    if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return false;
+    *out = static_cast<int64_t>(u);
+    return true;
+  }
+  return false;
+}
+
+size_t JsonArraySize(simdjson::dom::array a) {
+  size_t n = a.size();
+  if (n < 0xffffff) return n;
+  n = 0;  // the tape's count saturates: count by walking
+  for (auto it = a.begin(); it != a.end(); ++it) ++n;
+  return n;
+}
+
+size_t JsonObjectSize(simdjson::dom::object o) {
+  size_t n = o.size();
+  if (n < 0xffffff) return n;
+  n = 0;
+  for (auto it = o.begin(); it != o.end(); ++it) ++n;
+  return n;
+}
+
+// Appends to a fixed buffer, silently truncating at its capacity.
+class Writer {
+ public:
+  Writer(char* buf, size_t cap) : buf_(buf), cap_(cap) {}
+  Writer& Add(std::string_view s) {
+    size_t k = std::min(s.size(), cap_ - n_);
+    if (k > 0) std::memcpy(buf_ + n_, s.data(), k);
+    n_ += k;
+    return *this;
+  }
+  Writer& AddInt(int64_t v) {
+    char tmp[24];
+    size_t k = 0;
+    uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+    do {
+      tmp[k++] = static_cast<char>('0' + u % 10);
+      u /= 10;
+    } while (u != 0);
+    if (v < 0) tmp[k++] = '-';
+    while (k > 0) Add(std::string_view(&tmp[--k], 1));
+    return *this;
+  }
+  // Appends `s` for use inside a quoted-string (RFC 9110): backslash and
+  // double quote escaped, control bytes dropped; keeps `reserve` bytes free.
+  Writer& AddQuoted(std::string_view s, size_t reserve) {
+    for (char ch : s) {
+      auto c = static_cast<unsigned char>(ch);
+      if (c < 0x20 || c == 0x7f) continue;
+      size_t need = (c == '"' || c == '\\') ? 2 : 1;
+      if (n_ + need + reserve > cap_) break;
+      if (need == 2) buf_[n_++] = '\\';
+      buf_[n_++] = ch;
+    }
+    return *this;
+  }
+  size_t size() const { return n_; }
+  std::string_view view() const { return {buf_, n_}; }
+
+ private:
+  char* buf_;
+  size_t cap_;
+  size_t n_ = 0;
+};
+
+bool EqualsIgnoreCaseAscii(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+struct EvalScratch::Impl {
+  NormalizedRequest norm;
+  Value stack[kMaxStack];
+  std::unique_ptr<char[]> bytes{new char[kArenaBytes]};
+  std::unique_ptr<Value[]> values{new Value[kArenaValues]};
+  size_t bytes_used = 0;
+  size_t values_used = 0;
+  std::string_view params[kMaxSegments];
+  size_t param_count = 0;
+  char detail[kDetailBytes];
+  char desc[kDescBytes];
+  char auth[kAuthBytes];
+  // The client-certificate thumbprint of the last PEM seen (cached: a
+  // connection presents the same certificate on every request).
+  std::string thumb_pem;
+  std::string thumbprint;
+  bool thumb_valid = false;  // thumb_pem/thumbprint hold a computed result
+  bool thumb_ok = false;     // ... and the PEM was a certificate
+
+  void Reset() {
+    bytes_used = 0;
+    values_used = 0;
+    param_count = 0;
+  }
+  char* AllocBytes(size_t n) {
+    if (n > kArenaBytes - bytes_used) return nullptr;
+    char* p = bytes.get() + bytes_used;
+    bytes_used += n;
+    return p;
+  }
+  Value* AllocValues(size_t n) {
+    if (n > kArenaValues - values_used) return nullptr;
+    Value* p = values.get() + values_used;
+    values_used += n;
+    return p;
+  }
+};
+
+EvalScratch::EvalScratch() : impl_(new Impl) {}
+EvalScratch::~EvalScratch() = default;
+
+// ---- Claims ----
+
+Result<std::unique_ptr<JsonClaims>> JsonClaims::Parse(std::string_view json) {
+  if (json.size() > kMaxClaimsBytes) {
+    return ResourceExhausted("claims: " + std::to_string(json.size()) +
+                             " bytes is over the limit of " + std::to_string(kMaxClaimsBytes));
+  }
+  std::unique_ptr<JsonClaims> c(new JsonClaims());
+  if (c->parser_.allocate(std::max<size_t>(json.size(), 64), kMaxJsonDepth) !=
+      simdjson::SUCCESS) {
+    return ResourceExhausted("claims: cannot allocate the parser");
+  }
+  element root;
+  if (auto err = c->parser_.parse(json.data(), json.size()).get(root); err != simdjson::SUCCESS) {
+    return InvalidArgument(std::string("claims: malformed JSON: ") + simdjson::error_message(err));
+  }
+  if (!root.is_object()) {
+    return InvalidArgument(std::string("claims: expected a JSON object, got ") +
+                           JsonTypeName(root));
+  }
+  c->root_ = root;
+  return c;
+}
+
+bool JsonClaims::Find(std::span<const std::string_view> path, element* out) const {
+  element cur = root_;
+  for (std::string_view part : path) {
+    simdjson::dom::object obj;
+    if (cur.get_object().get(obj) != simdjson::SUCCESS) return false;
+    if (obj.at_key(part).get(cur) != simdjson::SUCCESS) return false;
+  }
+  *out = cur;
+  return true;
+}
+
+namespace {
+
+// The decision builders. Strings point into the bundle or the scratch.
+void AddAuthHeader(Decision& d, EvalScratch::Impl& s) {
+  bool bearer_error = false;
+  if (d.status == 401) {
+    bearer_error = !d.error.empty();
+  } else if (d.status == 403 && d.error == "insufficient_scope") {
+    bearer_error = true;
+  } else {
+    return;
+  }
+  Writer w(s.auth, kAuthBytes);
+  w.Add("Bearer");
+  if (bearer_error) {
+    // Reserve room for the fixed text after each quoted part.
+    w.Add(" error=\"").AddQuoted(d.error, 64).Add("\", error_description=\"");
+    w.AddQuoted(d.description, 1).Add("\"");
+  }
+  d.headers[d.header_count++] = {"WWW-Authenticate", w.view()};
+}
+
+Decision RequestRefused(TargetError e, const NormalizedRequest& norm) {
+  Decision d;
+  d.status = e == TargetError::kTooLong ? 414 : e == TargetError::kHeadersTooBig ? 431 : 400;
+  d.error = "invalid_request";
+  d.description = norm.error_detail;
+  d.rule = "vakt.request";
+  return d;
+}
+
+Decision NoRoute(const HttpRequest& req, EvalScratch::Impl& s) {
+  Decision d;
+  d.status = 404;
+  d.error = "not_found";
+  d.rule = "vakt.route";
+  Writer w(s.desc, kDescBytes);
+  std::string_view path = s.norm.path;
+  w.Add("no route for `").Add(req.method.substr(0, kMaxMethodBytes)).Add(" ");
+  if (path.size() > kMaxPathInMessage) {
+    w.Add(path.substr(0, kMaxPathInMessage)).Add("...");
+  } else {
+    w.Add(path);
+  }
+  w.Add("`");
+  d.description = w.view();
+  return d;
+}
+
+// Matches the normalised path and method against the trie. Returns the
+// route index or kNone; records parameter values in s.params.
+uint32_t MatchRoute(const Bundle& bundle, const HttpRequest& req, EvalScratch::Impl& s) {
+  const BundleData& d = bundle.data();
+  if (d.nodes.empty()) return kNone;
+  uint32_t node = 0;
+  for (std::string_view seg : s.norm.segments) {
+    uint32_t child = bundle.FindEdge(node, seg);
+    if (child == kNone) {
+      const TrieNode& n = d.nodes[node];
+      if (n.param_child == kNone) return kNone;
+      if (n.param_shape != kNone) {
+        if (n.param_shape >= d.regexes.size()) return kNone;
+        if (!RE2::FullMatch(re2::StringPiece(seg.data(), seg.size()),
+                            bundle.regex(n.param_shape))) {
+          return kNone;
+        }
+      }
+      if (s.param_count >= kMaxSegments) return kNone;
+      s.params[s.param_count++] = seg;
+      child = n.param_child;
+    }
+    if (child >= d.nodes.size()) return kNone;
+    node = child;
+  }
+  const TrieNode& n = d.nodes[node];
+  for (uint64_t k = n.first_method; k < uint64_t{n.first_method} + n.method_count; ++k) {
+    if (k >= d.methods.size()) return kNone;
+    const TrieMethod& m = d.methods[k];
+    if (m.method < d.strings.size() && bundle.str(m.method) == req.method) {
+      return m.route < d.routes.size() ? m.route : kNone;
+    }
+  }
+  return kNone;
+}
+
+// One run of a route program.
+class Machine {
+ public:
+  Machine(const Bundle& bundle, EvalScratch::Impl& s, const HttpRequest& req,
+          const ClaimsProvider* claims, const HttpResponse* resp, const RouteRecord& route)
+      : bundle_(bundle),
+        d_(bundle.data()),
+        s_(s),
+        req_(req),
+        claims_(claims),
+        resp_(resp),
+        route_(route) {}
+
+  Decision Run(uint32_t start, uint32_t len) {
+    const std::vector<Instr>& code = d_.code;
+    if (start > code.size() || len > code.size() - start) return ErrorDeny("program out of range");
+    const Instr* prog = code.data() + start;
+    uint32_t pc = 0;
+    while (pc < len) {
+      const Instr& in = prog[pc];
+      uint32_t next = pc + 1;
+      bool ok = true;
+      switch (in.op) {
+        case Op::kNop: break;
+        case Op::kPushNull: ok = Push(Null()); break;
+        case Op::kPushBool: ok = Push(Bool(in.a != 0)); break;
+        case Op::kPushInt: {
+          auto t = static_cast<ValueType>(in.a);
+          if (!IsIntLike(t) || in.c >= d_.ints.size()) {
+            ok = Fail("bad operand");
+            break;
+          }
+          ok = Push(Int(t, d_.ints[in.c]));
+          break;
+        }
+        case Op::kPushStr:
+          ok = in.c < d_.strings.size() ? Push(Str(bundle_.str(in.c))) : Fail("bad operand");
+          break;
+        case Op::kLoadReq: ok = LoadReq(in.a); break;
+        case Op::kLoadResp: ok = LoadResp(in.a); break;
+        case Op::kLoadParam:
+          ok = in.c < s_.param_count ? Push(Str(s_.params[in.c])) : Fail("parameter out of range");
+          break;
+        case Op::kLoadFirst: ok = LoadFirst(in); break;
+        case Op::kLoadAll: ok = LoadAll(in); break;
+        case Op::kHas: ok = HasOp(in); break;
+        case Op::kConvert: ok = ConvertOp(in); break;
+        case Op::kField: ok = FieldOp(in.c); break;
+        case Op::kIndex: ok = IndexOp(); break;
+        case Op::kEq:
+        case Op::kNe: {
+          Value x, y;
+          bool eq = false;
+          ok = Pop2(&x, &y) && Equal(x, y, 0, &eq) && Push(Bool(in.op == Op::kEq ? eq : !eq));
+          break;
+        }
+        case Op::kLt:
+        case Op::kLe:
+        case Op::kGt:
+        case Op::kGe: ok = CompareOp(in.op); break;
+        case Op::kAdd:
+        case Op::kSub:
+        case Op::kMul:
+        case Op::kDiv:
+        case Op::kMod: ok = ArithOp(in.op); break;
+        case Op::kNeg: {
+          Value x;
+          if (!Pop(&x)) {
+            ok = false;
+          } else if (x.kind != ValueType::kInt && x.kind != ValueType::kDuration) {
+            ok = Fail("type mismatch");
+          } else if (x.i == std::numeric_limits<int64_t>::min()) {
+            ok = Fail("integer overflow");
+          } else {
+            ok = Push(Int(x.kind, -x.i));
+          }
+          break;
+        }
+        case Op::kNot: {
+          Value x;
+          if (!Pop(&x)) {
+            ok = false;
+          } else if (x.kind != ValueType::kBool) {
+            ok = Fail("not a bool");
+          } else {
+            ok = Push(Bool(!x.b));
+          }
+          break;
+        }
+        case Op::kIn: ok = InOp(); break;
+        case Op::kMatch: ok = MatchOp(in.c); break;
+        case Op::kCall: ok = CallOp(in); break;
+        case Op::kMakeList: ok = MakeListOp(in.c); break;
+        case Op::kJump:
+          if (in.c <= pc || in.c >= len) return ErrorDeny("bad jump");
+          next = in.c;
+          break;
+        case Op::kJumpIfFalse: {
+          if (in.c <= pc || in.c >= len) return ErrorDeny("bad jump");
+          Value x;
+          if (!Pop(&x)) return ErrorDeny();
+          if (x.kind != ValueType::kBool) return ErrorDeny("not a bool");
+          if (!x.b) next = in.c;
+          break;
+        }
+        case Op::kJumpIfFalseOrPop:
+        case Op::kJumpIfTrueOrPop: {
+          if (in.c <= pc || in.c >= len) return ErrorDeny("bad jump");
+          if (sp_ == 0) return ErrorDeny("stack underflow");
+          const Value& top = s_.stack[sp_ - 1];
+          if (top.kind != ValueType::kBool) return ErrorDeny("not a bool");
+          if (top.b == (in.op == Op::kJumpIfTrueOrPop)) {
+            next = in.c;
+          } else {
+            --sp_;
+          }
+          break;
+        }
+        case Op::kRule:
+          if (in.c >= d_.rules.size()) return ErrorDeny("bad operand");
+          rule_ = in.c;
+          break;
+        case Op::kRequire: {
+          if (in.c >= d_.rules.size()) return ErrorDeny("bad operand");
+          Value x;
+          if (!Pop(&x)) return ErrorDeny();
+          if (x.kind != ValueType::kBool) return ErrorDeny("requirement is not a bool");
+          if (!x.b) return RuleDeny(in.c);
+          break;
+        }
+        case Op::kDeny:
+          if (in.c >= d_.rules.size()) return ErrorDeny("bad operand");
+          return RuleDeny(in.c);
+        case Op::kAllow: return Allow();
+        case Op::kPop: {
+          Value x;
+          ok = Pop(&x);
+          break;
+        }
+        default: return ErrorDeny("unknown opcode");
+      }
+      if (!ok) return ErrorDeny();
+      pc = next;
+    }
+    return ErrorDeny("program ended without a decision");
+  }
+
+  Decision Allow() const {
+    Decision d;
+    d.allow = true;
+    d.status = 200;
+    d.description = "allowed";
+    d.route = RouteName();
+    return d;
+  }
+
+ private:
+  std::string_view RouteName() const {
+    return route_.name < d_.strings.size() ? bundle_.str(route_.name) : std::string_view();
+  }
+
+  Decision RuleDeny(uint32_t r) {
+    const RuleRecord& rule = d_.rules[r];
+    Decision d;
+    d.status = rule.status;
+    d.error = bundle_.str(rule.error);
+    d.description = bundle_.str(rule.message);
+    d.rule = bundle_.str(rule.id);
+    d.route = RouteName();
+    AddAuthHeader(d, s_);
+    return d;
+  }
+
+  Decision ErrorDeny(const char* detail = nullptr) {
+    if (detail != nullptr) detail_ = detail;
+    Decision d;
+    Writer w(s_.desc, kDescBytes);
+    if (rule_ != kNone) {
+      const RuleRecord& rule = d_.rules[rule_];
+      d.status = rule.status;
+      d.error = bundle_.str(rule.error);
+      d.rule = bundle_.str(rule.id);
+      w.Add(bundle_.str(rule.message)).Add(" (evaluation error: ").Add(detail_).Add(")");
+    } else {
+      d.status = 403;
+      d.error = "access_denied";
+      d.rule = "vakt.eval";
+      w.Add("evaluation error: ").Add(detail_);
+    }
+    d.description = w.view();
+    d.route = RouteName();
+    AddAuthHeader(d, s_);
+    return d;
+  }
+
+  // Errors: the detail is static text or formatted into s_.detail.
+  bool Fail(const char* detail) {
+    detail_ = detail;
+    return false;
+  }
+  Writer DetailWriter() { return Writer(s_.detail, kDetailBytes); }
+  bool Fail(const Writer& w) {
+    detail_ = w.view();
+    return false;
+  }
+
+  bool Push(const Value& v) {
+    if (sp_ >= kMaxStack) return Fail("stack overflow");
+    s_.stack[sp_++] = v;
+    return true;
+  }
+  bool Pop(Value* v) {
+    if (sp_ == 0) return Fail("stack underflow");
+    *v = s_.stack[--sp_];
+    return true;
+  }
+  bool Pop2(Value* x, Value* y) { return Pop(y) && Pop(x); }
+
+  bool PushString(const std::string& s) { return Push(Str(s)); }
+
+  // ---- Loads ----
+
+  bool LoadReq(uint8_t field) {
+    switch (static_cast<RequestField>(field)) {
+      case RequestField::kMethod: return Push(Str(req_.method));
+      case RequestField::kPath: return Push(Str(s_.norm.path));
+      case RequestField::kBody: return Push(Str(req_.body));
+      case RequestField::kTlsVersion: return Push(Str(req_.tls.version));
+      case RequestField::kTlsCipher: return Push(Str(req_.tls.cipher));
+      case RequestField::kTlsCertThumbprint: {
+        std::string_view pem = req_.tls.client_cert_pem;
+        if (pem.empty()) return Push(Str(""));
+        if (!s_.thumb_valid || s_.thumb_pem != pem) {
+          s_.thumb_valid = false;
+          Result<std::string> t = CertThumbprint(pem);
+          s_.thumb_ok = t.ok();
+          if (t.ok()) s_.thumbprint.assign(*t);
+          s_.thumb_pem.assign(pem);
+          s_.thumb_valid = true;
+        }
+        if (!s_.thumb_ok) return Fail("bad client certificate");
+        return PushString(s_.thumbprint);
+      }
+      case RequestField::kTime: return Push(Int(ValueType::kTimestamp, req_.time));
+      case RequestField::kQueryString: return Push(Str(s_.norm.raw_query));
+      case RequestField::kRoute: return Push(Str(RouteName()));
+    }
+    return Fail("bad operand");
+  }
+
+  bool LoadResp(uint8_t field) {
+    if (resp_ == nullptr) return Fail("no response");
+    switch (static_cast<ResponseField>(field)) {
+      case ResponseField::kStatus: return Push(Int(ValueType::kInt, resp_->status));
+      case ResponseField::kBody: return Push(Str(resp_->body));
+    }
+    return Fail("bad operand");
+  }
+
+  // Calls f(value) for every value of header/query/response header `name`
+  // until f returns false. Returns false (with detail) on a bad source.
+  template <typename F>
+  bool ForEachValue(Source src, std::string_view name, F&& f) {
+    switch (src) {
+      case Source::kHeader:
+        for (const auto& [n, v] : s_.norm.headers) {
+          if (n == name && !f(v)) break;
+        }
+        return true;
+      case Source::kQuery:
+        for (const auto& [n, v] : s_.norm.query) {
+          if (n == name && !f(v)) break;
+        }
+        return true;
+      case Source::kResponseHeader:
+        if (resp_ == nullptr) return Fail("no response");
+        for (const HeaderField& h : resp_->headers) {
+          if (EqualsIgnoreCaseAscii(h.name, name) && !f(h.value)) break;
+        }
+        return true;
+      default: return Fail("bad operand");
+    }
+  }
+
+  // Resolves claim path `c` into parts; false (with detail) if invalid.
+  bool ClaimParts(uint32_t c, std::string_view* parts, size_t* count) {
+    if (c >= d_.claim_paths.size()) return Fail("bad operand");
+    const std::vector<uint32_t>& path = d_.claim_paths[c];
+    if (path.empty() || path.size() > kMaxClaimPathParts) return Fail("bad operand");
+    for (size_t k = 0; k < path.size(); ++k) {
+      if (path[k] >= d_.strings.size()) return Fail("bad operand");
+      parts[k] = bundle_.str(path[k]);
+    }
+    *count = path.size();
+    return true;
+  }
+
+  // Looks up claim c: *found says whether it is present.
+  bool FindClaim(uint32_t c, element* out, bool* found) {
+    std::string_view parts[kMaxClaimPathParts];
+    size_t count = 0;
+    if (!ClaimParts(c, parts, &count)) return false;
+    *found = claims_ != nullptr &&
+             claims_->Find(std::span<const std::string_view>(parts, count), out);
+    return true;
+  }
+
+  void AddClaimName(Writer& w, uint32_t c) {
+    const std::vector<uint32_t>& path = d_.claim_paths[c];
+    for (size_t k = 0; k < path.size(); ++k) {
+      if (k > 0) w.Add(".");
+      w.Add(bundle_.str(path[k]));
+    }
+  }
+
+  // What a conversion error names: a claim path, or "value".
+  struct What {
+    uint32_t claim = kNone;
+    bool element = false;
+  };
+
+  bool ConvertFail(const element& e, ValueType want, What what) {
+    Writer w = DetailWriter();
+    if (what.claim != kNone) {
+      w.Add("claim `");
+      AddClaimName(w, what.claim);
+      w.Add("`");
+    } else {
+      w.Add("value");
+    }
+    if (what.element) w.Add(" element");
+    w.Add(" is ").Add(JsonTypeName(e)).Add(", expected ").Add(TypeName(want));
+    return Fail(w);
+  }
+
+  // Converts JSON `e` to `kind` (lists: elements to `elem`).
+  bool Convert(const element& e, ValueType kind, ValueType elem, What what, Value* out) {
+    switch (kind) {
+      case ValueType::kNull:
+        if (!e.is_null()) return ConvertFail(e, kind, what);
+        *out = Null();
+        return true;
+      case ValueType::kBool: {
+        bool b;
+        if (e.get_bool().get(b) != simdjson::SUCCESS) return ConvertFail(e, kind, what);
+        *out = Bool(b);
+        return true;
+      }
+      case ValueType::kInt: {
+        int64_t v;
+        if (!JsonToInt(e, &v)) return ConvertFail(e, kind, what);
+        *out = Int(kind, v);
+        return true;
+      }
+      case ValueType::kString: {
+        std::string_view sv;
+        if (e.get_string().get(sv) != simdjson::SUCCESS) return ConvertFail(e, kind, what);
+        *out = Str(sv);
+        return true;
+      }
+      case ValueType::kDuration:
+      case ValueType::kTimestamp: {
+        int64_t v;
+        if (JsonToInt(e, &v)) {
+          *out = Int(kind, v);
+          return true;
+        }
+        double dv;
+        if (e.type() == element_type::DOUBLE && e.get_double().get(dv) == simdjson::SUCCESS &&
+            std::isfinite(dv) && dv >= -9.2e18 && dv <= 9.2e18) {
+          *out = Int(kind, static_cast<int64_t>(std::floor(dv)));
+          return true;
+        }
+        return ConvertFail(e, kind, what);
+      }
+      case ValueType::kList: {
+        simdjson::dom::array arr;
+        if (e.get_array().get(arr) != simdjson::SUCCESS) return ConvertFail(e, kind, what);
+        if (elem == ValueType::kList) return Fail("unsupported list element type");
+        size_t n = JsonArraySize(arr);
+        Value* items = s_.AllocValues(n);
+        if (items == nullptr) return Fail("evaluation scratch exhausted");
+        size_t k = 0;
+        What ew = what;
+        ew.element = true;
+        for (element x : arr) {
+          if (k >= n) break;
+          if (!Convert(x, elem, ValueType::kNull, ew, &items[k])) return false;
+          ++k;
+        }
+        *out = List(items, k);
+        return true;
+      }
+      case ValueType::kJson: *out = Json(e); return true;
+    }
+    return Fail("bad operand");
+  }
+
+  bool LoadFirst(const Instr& in) {
+    auto src = static_cast<Source>(in.a);
+    if (src == Source::kParam) {
+      return in.c < s_.param_count ? Push(Str(s_.params[in.c])) : Fail("parameter out of range");
+    }
+    if (src == Source::kClaim) {
+      if (in.b >= kValueTypeCount) return Fail("bad operand");
+      element e;
+      bool found = false;
+      if (!FindClaim(in.c, &e, &found)) return false;
+      if (!found) {
+        Writer w = DetailWriter();
+        w.Add("missing claim `");
+        AddClaimName(w, in.c);
+        w.Add("`");
+        return Fail(w);
+      }
+      auto kind = static_cast<ValueType>(in.b);
+      Value v;
+      What what;
+      what.claim = in.c;
+      if (!Convert(e, kind, ValueType::kString, what, &v)) return false;
+      return Push(v);
+    }
+    if (in.c >= d_.strings.size()) return Fail("bad operand");
+    std::string_view name = bundle_.str(in.c);
+    bool found = false;
+    std::string_view value;
+    if (!ForEachValue(src, name, [&](std::string_view v) {
+          value = v;
+          found = true;
+          return false;
+        })) {
+      return false;
+    }
+    if (!found) {
+      Writer w = DetailWriter();
+      w.Add(src == Source::kQuery ? "missing query parameter `" : "missing header `");
+      w.Add(name).Add("`");
+      return Fail(w);
+    }
+    return Push(Str(value));
+  }
+
+  bool LoadAll(const Instr& in) {
+    auto src = static_cast<Source>(in.a);
+    if (src != Source::kHeader && src != Source::kQuery && src != Source::kResponseHeader) {
+      return Fail("bad operand");
+    }
+    if (in.c >= d_.strings.size()) return Fail("bad operand");
+    std::string_view name = bundle_.str(in.c);
+    size_t count = 0;
+    if (!ForEachValue(src, name, [&](std::string_view) {
+          ++count;
+          return true;
+        })) {
+      return false;
+    }
+    Value* items = s_.AllocValues(count);
+    if (items == nullptr) return Fail("evaluation scratch exhausted");
+    size_t k = 0;
+    (void)ForEachValue(src, name, [&](std::string_view v) {
+      if (k < count) items[k++] = Str(v);
+      return k < count;
+    });
+    return Push(List(items, k));
+  }
+
+  bool HasOp(const Instr& in) {
+    auto src = static_cast<Source>(in.a);
+    switch (src) {
+      case Source::kParam: return Push(Bool(true));
+      case Source::kClaim: {
+        element e;
+        bool found = false;
+        if (!FindClaim(in.c, &e, &found)) return false;
+        return Push(Bool(found));
+      }
+      case Source::kHeader:
+      case Source::kQuery:
+      case Source::kResponseHeader: {
+        if (in.c >= d_.strings.size()) return Fail("bad operand");
+        bool found = false;
+        if (!ForEachValue(src, bundle_.str(in.c), [&](std::string_view) {
+              found = true;
+              return false;
+            })) {
+          return false;
+        }
+        return Push(Bool(found));
+      }
+    }
+    return Fail("bad operand");
+  }
+
+  // ---- JSON access ----
+
+  bool ConvertOp(const Instr& in) {
+    if (in.a >= kValueTypeCount || in.b >= kValueTypeCount) return Fail("bad operand");
+    auto kind = static_cast<ValueType>(in.a);
+    Value x;
+    if (!Pop(&x)) return false;
+    if (x.kind == kind) return Push(x);
+    if (x.kind != ValueType::kJson) {
+      Writer w = DetailWriter();
+      w.Add("cannot convert ").Add(TypeName(x.kind)).Add(" to ").Add(TypeName(kind));
+      return Fail(w);
+    }
+    Value v;
+    if (!Convert(x.j, kind, static_cast<ValueType>(in.b), What(), &v)) return false;
+    return Push(v);
+  }
+
+  bool FieldOp(uint32_t c) {
+    if (c >= d_.strings.size()) return Fail("bad operand");
+    std::string_view name = bundle_.str(c);
+    Value x;
+    if (!Pop(&x)) return false;
+    simdjson::dom::object obj;
+    if (x.kind != ValueType::kJson || x.j.get_object().get(obj) != simdjson::SUCCESS) {
+      Writer w = DetailWriter();
+      w.Add("field `").Add(name).Add("` of a value that is not an object");
+      return Fail(w);
+    }
+    element e;
+    if (obj.at_key(name).get(e) != simdjson::SUCCESS) {
+      Writer w = DetailWriter();
+      w.Add("missing field `").Add(name).Add("`");
+      return Fail(w);
+    }
+    return Push(Json(e));
+  }
+
+  bool IndexOp() {
+    Value x, i;
+    if (!Pop2(&x, &i)) return false;
+    if (i.kind != ValueType::kInt) return Fail("index is not an int");
+    if (x.kind == ValueType::kList) {
+      if (i.i < 0 || static_cast<uint64_t>(i.i) >= x.n) return Fail("index out of range");
+      return Push(x.items[i.i]);
+    }
+    simdjson::dom::array arr;
+    if (x.kind == ValueType::kJson && x.j.get_array().get(arr) == simdjson::SUCCESS) {
+      element e;
+      if (i.i < 0 || arr.at(static_cast<size_t>(i.i)).get(e) != simdjson::SUCCESS) {
+        return Fail("index out of range");
+      }
+      return Push(Json(e));
+    }
+    return Fail("cannot index a value that is not a list");
+  }
+
+  // ---- Comparison ----
+
+  static bool JsonNumberEqual(const element& a, const element& b) {
+    element_type ta = a.type(), tb = b.type();
+    if (ta == element_type::DOUBLE || tb == element_type::DOUBLE) {
+      double x, y;
+      if (a.get_double().get(x) != simdjson::SUCCESS) return false;
+      if (b.get_double().get(y) != simdjson::SUCCESS) return false;
+      return x == y;
+    }
+    if (ta == tb) {
+      if (ta == element_type::INT64) return a.get_int64().value_unsafe() == b.get_int64().value_unsafe();
+      return a.get_uint64().value_unsafe() == b.get_uint64().value_unsafe();
+    }
+    // One int64, one uint64 (which is above INT64_MAX): never equal unless
+    // the uint64 fits, which simdjson never produces as UINT64.
+    int64_t x, y;
+    return JsonToInt(a, &x) && JsonToInt(b, &y) && x == y;
+  }
+
+  static bool IsJsonNumber(element_type t) {
+    return t == element_type::INT64 || t == element_type::UINT64 || t == element_type::DOUBLE;
+  }
+
+  bool JsonEqual(const element& a, const element& b, int depth, bool* eq) {
+    if (depth > kMaxJsonDepth) return Fail("JSON too deeply nested to compare");
+    element_type ta = a.type(), tb = b.type();
+    if (IsJsonNumber(ta) && IsJsonNumber(tb)) {
+      *eq = JsonNumberEqual(a, b);
+      return true;
+    }
+    if (ta != tb) {
+      *eq = false;
+      return true;
+    }
+    switch (ta) {
+      case element_type::NULL_VALUE: *eq = true; return true;
+      case element_type::BOOL: *eq = a.get_bool().value_unsafe() == b.get_bool().value_unsafe(); return true;
+      case element_type::STRING:
+        *eq = a.get_string().value_unsafe() == b.get_string().value_unsafe();
+        return true;
+      case element_type::ARRAY: {
+        simdjson::dom::array x = a.get_array().value_unsafe();
+        simdjson::dom::array y = b.get_array().value_unsafe();
+        if (JsonArraySize(x) != JsonArraySize(y)) {
+          *eq = false;
+          return true;
+        }
+        auto ix = x.begin(), iy = y.begin();
+        for (; ix != x.end() && iy != y.end(); ++ix, ++iy) {
+          if (!JsonEqual(*ix, *iy, depth + 1, eq)) return false;
+          if (!*eq) return true;
+        }
+        *eq = true;
+        return true;
+      }
+      case element_type::OBJECT: {
+        simdjson::dom::object x = a.get_object().value_unsafe();
+        simdjson::dom::object y = b.get_object().value_unsafe();
+        if (JsonObjectSize(x) != JsonObjectSize(y)) {
+          *eq = false;
+          return true;
+        }
+        for (auto field : x) {
+          element other;
+          if (y.at_key(field.key).get(other) != simdjson::SUCCESS) {
+            *eq = false;
+            return true;
+          }
+          if (!JsonEqual(field.value, other, depth + 1, eq)) return false;
+          if (!*eq) return true;
+        }
+        *eq = true;
+        return true;
+      }
+      default: *eq = false; return true;
+    }
+  }
+
+  // x == y per the EQ rules (format.h): same kind by value; null equals
+  // only null (a JSON null included); JSON against string/int/bool by the
+  // JSON value when its type matches; any other mix is a type mismatch.
+  bool Equal(const Value& x, const Value& y, int depth, bool* eq) {
+    if (depth > kMaxJsonDepth) return Fail("value too deeply nested to compare");
+    if (x.kind == y.kind) {
+      switch (x.kind) {
+        case ValueType::kNull: *eq = true; return true;
+        case ValueType::kBool: *eq = x.b == y.b; return true;
+        case ValueType::kInt:
+        case ValueType::kDuration:
+        case ValueType::kTimestamp: *eq = x.i == y.i; return true;
+        case ValueType::kString: *eq = x.str() == y.str(); return true;
+        case ValueType::kList:
+          if (x.n != y.n) {
+            *eq = false;
+            return true;
+          }
+          for (size_t k = 0; k < x.n; ++k) {
+            if (!Equal(x.items[k], y.items[k], depth + 1, eq)) return false;
+            if (!*eq) return true;
+          }
+          *eq = true;
+          return true;
+        case ValueType::kJson: return JsonEqual(x.j, y.j, depth, eq);
+      }
+      return Fail("type mismatch");
+    }
+    auto is_null = [](const Value& v) {
+      return v.kind == ValueType::kNull || (v.kind == ValueType::kJson && v.j.is_null());
+    };
+    if (x.kind == ValueType::kNull || y.kind == ValueType::kNull) {
+      *eq = is_null(x) && is_null(y);
+      return true;
+    }
+    const Value* jv = x.kind == ValueType::kJson ? &x : y.kind == ValueType::kJson ? &y : nullptr;
+    if (jv != nullptr) {
+      const Value& tv = jv == &x ? y : x;
+      switch (tv.kind) {
+        case ValueType::kString: {
+          std::string_view sv;
+          *eq = jv->j.get_string().get(sv) == simdjson::SUCCESS && sv == tv.str();
+          return true;
+        }
+        case ValueType::kBool: {
+          bool b;
+          *eq = jv->j.get_bool().get(b) == simdjson::SUCCESS && b == tv.b;
+          return true;
+        }
+        case ValueType::kInt: {
+          int64_t v;
+          *eq = JsonToInt(jv->j, &v) && v == tv.i;
+          return true;
+        }
+        default: break;
+      }
+    }
+    Writer w = DetailWriter();
+    w.Add("type mismatch: ").Add(TypeName(x.kind)).Add(" and ").Add(TypeName(y.kind));
+    return Fail(w);
+  }
+
+  bool CompareOp(Op op) {
+    Value x, y;
+    if (!Pop2(&x, &y)) return false;
+    int c;
+    if (x.kind == ValueType::kString && y.kind == ValueType::kString) {
+      int r = x.str().compare(y.str());
+      c = r < 0 ? -1 : r > 0 ? 1 : 0;
+    } else if (x.kind == y.kind && IsIntLike(x.kind)) {
+      c = x.i < y.i ? -1 : x.i > y.i ? 1 : 0;
+    } else {
+      Writer w = DetailWriter();
+      w.Add("type mismatch: cannot order ").Add(TypeName(x.kind)).Add(" and ").Add(TypeName(y.kind));
+      return Fail(w);
+    }
+    bool r = op == Op::kLt ? c < 0 : op == Op::kLe ? c <= 0 : op == Op::kGt ? c > 0 : c >= 0;
+    return Push(Bool(r));
+  }
+
+  // ---- Arithmetic ----
+
+  bool ArithOp(Op op) {
+    using K = ValueType;
+    Value x, y;
+    if (!Pop2(&x, &y)) return false;
+    K a = x.kind, b = y.kind;
+    int64_t r = 0;
+    K out;
+    switch (op) {
+      case Op::kAdd:
+        if (a == K::kString && b == K::kString) return Concat(x, y);
+        if (a == K::kInt && b == K::kInt) {
+          out = K::kInt;
+        } else if (a == K::kDuration && b == K::kDuration) {
+          out = K::kDuration;
+        } else if ((a == K::kTimestamp && b == K::kDuration) ||
+                   (a == K::kDuration && b == K::kTimestamp)) {
+          out = K::kTimestamp;
+        } else {
+          break;
+        }
+        if (__builtin_add_overflow(x.i, y.i, &r)) return Fail("integer overflow");
+        return Push(Int(out, r));
+      case Op::kSub:
+        if (a == K::kInt && b == K::kInt) {
+          out = K::kInt;
+        } else if (a == K::kDuration && b == K::kDuration) {
+          out = K::kDuration;
+        } else if (a == K::kTimestamp && b == K::kTimestamp) {
+          out = K::kDuration;
+        } else if (a == K::kTimestamp && b == K::kDuration) {
+          out = K::kTimestamp;
+        } else {
+          break;
+        }
+        if (__builtin_sub_overflow(x.i, y.i, &r)) return Fail("integer overflow");
+        return Push(Int(out, r));
+      case Op::kMul:
+        if (a == K::kInt && b == K::kInt) {
+          out = K::kInt;
+        } else if ((a == K::kDuration && b == K::kInt) || (a == K::kInt && b == K::kDuration)) {
+          out = K::kDuration;
+        } else {
+          break;
+        }
+        if (__builtin_mul_overflow(x.i, y.i, &r)) return Fail("integer overflow");
+        return Push(Int(out, r));
+      case Op::kDiv:
+      case Op::kMod:
+        if (a == K::kInt && b == K::kInt) {
+          out = K::kInt;
+        } else if (op == Op::kDiv && a == K::kDuration && b == K::kInt) {
+          out = K::kDuration;
+        } else {
+          break;
+        }
+        if (y.i == 0) return Fail("division by zero");
+        if (x.i == std::numeric_limits<int64_t>::min() && y.i == -1) {
+          return Fail("integer overflow");
+        }
+        return Push(Int(out, op == Op::kDiv ? x.i / y.i : x.i % y.i));
+      default: break;
+    }
+    Writer w = DetailWriter();
+    w.Add("type mismatch: ").Add(TypeName(a)).Add(" ").Add(OpName(op)).Add(" ").Add(TypeName(b));
+    return Fail(w);
+  }
+
+  bool Concat(const Value& x, const Value& y) {
+    char* p = s_.AllocBytes(x.n + y.n);
+    if (p == nullptr) return Fail("evaluation scratch exhausted");
+    if (x.n > 0) std::memcpy(p, x.s, x.n);
+    if (y.n > 0) std::memcpy(p + x.n, y.s, y.n);
+    return Push(Str(std::string_view(p, x.n + y.n)));
+  }
+
+  // ---- Membership, regex, builtins ----
+
+  // Sets *found if x equals an element of `container` (list or JSON array).
+  // Returns false with detail on an error; *handled = false if `container`
+  // is neither.
+  bool Member(const Value& x, const Value& container, bool* found, bool* handled) {
+    *handled = true;
+    *found = false;
+    if (container.kind == ValueType::kList) {
+      for (size_t k = 0; k < container.n; ++k) {
+        bool eq = false;
+        if (!Equal(x, container.items[k], 0, &eq)) return false;
+        if (eq) {
+          *found = true;
+          return true;
+        }
+      }
+      return true;
+    }
+    simdjson::dom::array arr;
+    if (container.kind == ValueType::kJson &&
+        container.j.get_array().get(arr) == simdjson::SUCCESS) {
+      for (element e : arr) {
+        bool eq = false;
+        if (!Equal(x, Json(e), 0, &eq)) return false;
+        if (eq) {
+          *found = true;
+          return true;
+        }
+      }
+      return true;
+    }
+    *handled = false;
+    return true;
+  }
+
+  bool InOp() {
+    Value x, y;
+    if (!Pop2(&x, &y)) return false;
+    bool found = false, handled = false;
+    if (!Member(x, y, &found, &handled)) return false;
+    if (handled) return Push(Bool(found));
+    if (x.kind == ValueType::kString && y.kind == ValueType::kString) {
+      return Push(Bool(y.str().find(x.str()) != std::string_view::npos));
+    }
+    Writer w = DetailWriter();
+    w.Add("type mismatch: ").Add(TypeName(x.kind)).Add(" in ").Add(TypeName(y.kind));
+    return Fail(w);
+  }
+
+  bool MatchOp(uint32_t c) {
+    if (c >= d_.regexes.size()) return Fail("bad operand");
+    Value x;
+    if (!Pop(&x)) return false;
+    if (x.kind != ValueType::kString) return Fail("regex match of a value that is not a string");
+    return Push(Bool(RE2::PartialMatch(re2::StringPiece(x.s, x.n), bundle_.regex(c))));
+  }
+
+  bool BuiltinFail(Builtin f) {
+    Writer w = DetailWriter();
+    w.Add("wrong argument types for `").Add(kBuiltinName[static_cast<uint8_t>(f)]).Add("`");
+    return Fail(w);
+  }
+
+  static bool IsSpace(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+  }
+
+  bool CallOp(const Instr& in) {
+    if (in.a >= kBuiltinCount || in.b != kArity[in.a]) return Fail("bad operand");
+    if (sp_ < in.b) return Fail("stack underflow");
+    auto f = static_cast<Builtin>(in.a);
+    const Value a0 = s_.stack[sp_ - in.b];
+    const Value a1 = in.b > 1 ? s_.stack[sp_ - in.b + 1] : Value();
+    sp_ -= in.b;
+    const bool strs = a0.kind == ValueType::kString &&
+                      (in.b == 1 || a1.kind == ValueType::kString);
+    switch (f) {
+      case Builtin::kStartsWith:
+        if (!strs) return BuiltinFail(f);
+        return Push(Bool(a0.str().starts_with(a1.str())));
+      case Builtin::kEndsWith:
+        if (!strs) return BuiltinFail(f);
+        return Push(Bool(a0.str().ends_with(a1.str())));
+      case Builtin::kContains: {
+        bool found = false, handled = false;
+        if (!Member(a1, a0, &found, &handled)) return false;
+        if (handled) return Push(Bool(found));
+        if (!strs) return BuiltinFail(f);
+        return Push(Bool(a0.str().find(a1.str()) != std::string_view::npos));
+      }
+      case Builtin::kLower:
+      case Builtin::kUpper: {
+        if (!strs) return BuiltinFail(f);
+        char* p = s_.AllocBytes(a0.n);
+        if (p == nullptr) return Fail("evaluation scratch exhausted");
+        for (size_t k = 0; k < a0.n; ++k) {
+          char c = a0.s[k];
+          if (f == Builtin::kLower && c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+          if (f == Builtin::kUpper && c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
+          p[k] = c;
+        }
+        return Push(Str(std::string_view(p, a0.n)));
+      }
+      case Builtin::kLen: {
+        if (a0.kind == ValueType::kString || a0.kind == ValueType::kList) {
+          return Push(Int(ValueType::kInt, static_cast<int64_t>(a0.n)));
+        }
+        if (a0.kind == ValueType::kJson) {
+          std::string_view sv;
+          simdjson::dom::array arr;
+          simdjson::dom::object obj;
+          if (a0.j.get_string().get(sv) == simdjson::SUCCESS) {
+            return Push(Int(ValueType::kInt, static_cast<int64_t>(sv.size())));
+          }
+          if (a0.j.get_array().get(arr) == simdjson::SUCCESS) {
+            return Push(Int(ValueType::kInt, static_cast<int64_t>(JsonArraySize(arr))));
+          }
+          if (a0.j.get_object().get(obj) == simdjson::SUCCESS) {
+            return Push(Int(ValueType::kInt, static_cast<int64_t>(JsonObjectSize(obj))));
+          }
+        }
+        return BuiltinFail(f);
+      }
+      case Builtin::kSplit: {
+        if (!strs) return BuiltinFail(f);
+        std::string_view s = a0.str(), sep = a1.str();
+        if (sep.empty()) return Fail("`split` with an empty separator");
+        size_t count = 1;
+        for (size_t pos = s.find(sep); pos != std::string_view::npos;
+             pos = s.find(sep, pos + sep.size())) {
+          ++count;
+        }
+        Value* items = s_.AllocValues(count);
+        if (items == nullptr) return Fail("evaluation scratch exhausted");
+        size_t k = 0, start = 0;
+        while (k + 1 < count) {
+          size_t pos = s.find(sep, start);
+          items[k++] = Str(s.substr(start, pos - start));
+          start = pos + sep.size();
+        }
+        items[k++] = Str(s.substr(start));
+        return Push(List(items, k));
+      }
+      case Builtin::kTrim: {
+        if (!strs) return BuiltinFail(f);
+        std::string_view s = a0.str();
+        size_t b = 0, e = s.size();
+        while (b < e && IsSpace(s[b])) ++b;
+        while (e > b && IsSpace(s[e - 1])) --e;
+        return Push(Str(s.substr(b, e - b)));
+      }
+    }
+    return Fail("bad operand");
+  }
+
+  bool MakeListOp(uint32_t c) {
+    if (c > sp_) return Fail("stack underflow");
+    Value* items = s_.AllocValues(c);
+    if (items == nullptr) return Fail("evaluation scratch exhausted");
+    for (uint32_t k = 0; k < c; ++k) items[k] = s_.stack[sp_ - c + k];
+    sp_ -= c;
+    return Push(List(items, c));
+  }
+
+  const Bundle& bundle_;
+  const BundleData& d_;
+  EvalScratch::Impl& s_;
+  const HttpRequest& req_;
+  const ClaimsProvider* claims_;
+  const HttpResponse* resp_;
+  const RouteRecord& route_;
+  uint32_t sp_ = 0;
+  uint32_t rule_ = kNone;
+  std::string_view detail_ = "internal error";
+};
+
+// Normalises and routes; on success *route is the matched route index.
+bool Prepare(const Bundle& bundle, const HttpRequest& req, EvalScratch::Impl& s, Decision* deny,
+             uint32_t* route) {
+  s.Reset();
+  TargetError e = Normalize(req, s.norm);
+  if (e != TargetError::kNone) {
+    *deny = RequestRefused(e, s.norm);
+    return false;
+  }
+  *route = MatchRoute(bundle, req, s);
+  if (*route == kNone) {
+    *deny = NoRoute(req, s);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+Decision DecideRequest(const Bundle& bundle, const HttpRequest& req, const ClaimsProvider* claims,
+                       EvalScratch& scratch) {
+  EvalScratch::Impl& s = scratch.impl();
+  Decision deny;
+  uint32_t r = kNone;
+  if (!Prepare(bundle, req, s, &deny, &r)) return deny;
+  const RouteRecord& route = bundle.data().routes[r];
+  Machine m(bundle, s, req, claims, nullptr, route);
+  return m.Run(route.request_code, route.request_len);
+}
+
+Decision DecideResponse(const Bundle& bundle, const HttpRequest& req, const ClaimsProvider* claims,
+                        const HttpResponse& resp, EvalScratch& scratch) {
+  EvalScratch::Impl& s = scratch.impl();
+  Decision deny;
+  uint32_t r = kNone;
+  if (!Prepare(bundle, req, s, &deny, &r)) return deny;
+  const RouteRecord& route = bundle.data().routes[r];
+  Machine m(bundle, s, req, claims, &resp, route);
+  if (route.response_len == 0) return m.Allow();
+  return m.Run(route.response_code, route.response_len);
+}
+
+// ---- DecisionToJson ----
+
+namespace {
+
+// Appends `s` as a JSON string: quotes, backslashes and control bytes
+// escaped, invalid UTF-8 bytes replaced by U+FFFD.
+void AppendJsonString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      if (c == '"' || c == '\\') {
+        out.push_back('\\');
+        out.push_back(static_cast<char>(c));
+      } else if (c < 0x20) {
+        out += "\\u00";
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 15]);
+      } else {
+        out.push_back(static_cast<char>(c));
+      }
+      ++i;
+      continue;
+    }
+    // The longest valid sequence here, or 0.
+    size_t n = 0;
+    for (size_t len = 2; len <= 4 && i + len <= s.size(); ++len) {
+      if (IsValidUtf8(s.substr(i, len))) {
+        n = len;
+        break;
+      }
+    }
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  out.push_back('"');
+}
+
+}  // namespace
+
+std::string DecisionToJson(const Decision& d) {
+  std::string out;
+  out.reserve(256);
+  out += "{\"decision\":";
+  out += d.allow ? "\"allow\"" : "\"deny\"";
+  out += ",\"status\":";
+  out += std::to_string(d.status);
+  out += ",\"error\":";
+  AppendJsonString(out, d.error);
+  out += ",\"error_description\":";
+  AppendJsonString(out, d.description);
+  out += ",\"rule\":";
+  AppendJsonString(out, d.rule);
+  out += ",\"route\":";
+  AppendJsonString(out, d.route);
+  out += ",\"headers\":{";
+  for (size_t k = 0; k < d.header_count && k < d.headers.size(); ++k) {
+    if (k > 0) out.push_back(',');
+    AppendJsonString(out, d.headers[k].name);
+    out.push_back(':');
+    AppendJsonString(out, d.headers[k].value);
+  }
+  out += "}}";
+  return out;
+}
+
+}  // namespace vakt::bytecode

@@ -1,0 +1,107 @@
+// The VM: decides one request (or response) against a loaded Bundle.
+//
+// The Bundle is immutable and shared; all per-decision state lives in an
+// EvalScratch that the caller owns (one per thread) and reuses, so a warm
+// decision on the common path allocates nothing on the heap. Programs are
+// verified forward-jump code, so evaluation is bounded by the route's cost.
+//
+// Order of a decision (docs/language.md, "Combining"):
+//   1. Normalise the target (request.h); refusal -> 400/414/431
+//      (rule "vakt.request", error "invalid_request").
+//   2. Match the route: unknown path or method, or a parameter whose shape
+//      does not match -> 404 (rule "vakt.route", error "not_found").
+//   3. Run the route's request program: the first unmet requirement denies
+//      with its status, error and message. An evaluation error (missing
+//      value, JSON of the wrong type, overflow, scratch exhausted) denies
+//      with the current rule's status and error: fail closed.
+//   4. For a response, the route's response program, likewise.
+// Evaluation never throws.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <simdjson.h>
+
+#include "bytecode/bundle.h"
+#include "bytecode/request.h"
+
+namespace vakt::bytecode {
+
+// Where `token.*` comes from. The FAPI layer backs it with verified tokens;
+// tests inject claims with JsonClaims. Implementations are read-only during
+// a decision and must be thread-compatible.
+class ClaimsProvider {
+ public:
+  virtual ~ClaimsProvider() = default;
+  // Finds the claim at `path` ({"cnf","jkt"}). Returns false if absent.
+  // *out stays valid for the rest of the decision.
+  virtual bool Find(std::span<const std::string_view> path, simdjson::dom::element* out) const = 0;
+};
+
+// Claims from a JSON object text (already verified or test-injected).
+class JsonClaims : public ClaimsProvider {
+ public:
+  // Parses `json`; it must be an object. Depth-limited by simdjson.
+  static Result<std::unique_ptr<JsonClaims>> Parse(std::string_view json);
+  bool Find(std::span<const std::string_view> path, simdjson::dom::element* out) const override;
+
+ private:
+  JsonClaims() = default;
+  simdjson::dom::parser parser_;
+  simdjson::dom::element root_;
+};
+
+struct DecisionHeader {
+  std::string_view name;
+  std::string_view value;
+};
+
+struct Decision {
+  bool allow = false;
+  uint16_t status = 0;           // 200 on allow
+  std::string_view error;        // "" on allow or when the rule has none
+  std::string_view description;  // human-readable
+  std::string_view rule;         // deciding rule id ("" on allow with no rules)
+  std::string_view route;        // matched route name ("" if none)
+  std::array<DecisionHeader, 4> headers{};  // e.g. WWW-Authenticate on 401
+  uint8_t header_count = 0;
+};
+
+// Decision as the JSON documented for `vakt eval`:
+// {"decision","status","error","error_description","rule","route","headers"}.
+std::string DecisionToJson(const Decision& d);
+
+// Per-thread reusable evaluation state. Not thread-safe; reuse across
+// decisions. Strings in a Decision point into the Bundle or into this
+// scratch and stay valid until the scratch is used again.
+class EvalScratch {
+ public:
+  EvalScratch();
+  ~EvalScratch();
+  EvalScratch(const EvalScratch&) = delete;
+  EvalScratch& operator=(const EvalScratch&) = delete;
+
+  struct Impl;
+  Impl& impl() { return *impl_; }
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Decides `req`. `claims` may be null (no token: every claim is absent).
+Decision DecideRequest(const Bundle& bundle, const HttpRequest& req,
+                       const ClaimsProvider* claims, EvalScratch& scratch);
+
+// Decides a response to `req`: routes again, runs the response program.
+// A route without response rules allows.
+Decision DecideResponse(const Bundle& bundle, const HttpRequest& req,
+                        const ClaimsProvider* claims, const HttpResponse& resp,
+                        EvalScratch& scratch);
+
+}  // namespace vakt::bytecode

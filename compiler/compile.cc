@@ -1,0 +1,140 @@
+// The compiler driver; see compile.h.
+#include "compiler/compile.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "compiler/lower.h"
+#include "dsl/parser.h"
+
+namespace vakt::compiler {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool ReadFile(const fs::path& p, std::string* out, std::string* err) {
+  std::error_code ec;
+  auto size = fs::file_size(p, ec);
+  if (ec) {
+    *err = ec.message();
+    return false;
+  }
+  if (size > dsl::kMaxSourceBytes) {
+    *err = "file is larger than " + std::to_string(dsl::kMaxSourceBytes) + " bytes";
+    return false;
+  }
+  std::ifstream in(p, std::ios::binary);
+  if (!in) {
+    *err = "cannot open file";
+    return false;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+}  // namespace
+
+void AddSource(SourceSet& set, std::string path, std::string text) {
+  auto f = std::make_unique<dsl::SourceFile>();
+  set.digest_names.push_back(fs::path(path).filename().string());
+  f->path = std::move(path);
+  f->text = std::move(text);
+  set.files.push_back(std::move(f));
+}
+
+void LoadSources(const std::vector<std::string>& paths, SourceSet& out, dsl::Diagnostics& diags) {
+  for (const auto& arg : paths) {
+    std::error_code ec;
+    fs::path p(arg);
+    if (fs::is_directory(p, ec)) {
+      std::vector<fs::path> found;
+      fs::recursive_directory_iterator it(p, fs::directory_options::skip_permission_denied, ec),
+          end;
+      for (; !ec && it != end; it.increment(ec)) {
+        if (it->is_regular_file(ec) && it->path().extension() == ".vakt") found.push_back(it->path());
+      }
+      if (ec) {
+        diags.Error({}, "cannot read directory `" + arg + "`: " + ec.message());
+        continue;
+      }
+      std::sort(found.begin(), found.end());
+      if (found.empty()) diags.Warning({}, "no `.vakt` files in `" + arg + "`");
+      for (const auto& f : found) {
+        std::string text, err;
+        if (!ReadFile(f, &text, &err)) {
+          diags.Error({}, "cannot read `" + f.string() + "`: " + err);
+          continue;
+        }
+        auto sf = std::make_unique<dsl::SourceFile>();
+        sf->path = f.string();
+        sf->text = std::move(text);
+        out.digest_names.push_back(fs::relative(f, p, ec).generic_string());
+        out.files.push_back(std::move(sf));
+      }
+      continue;
+    }
+    std::string text, err;
+    if (!fs::exists(p, ec)) {
+      diags.Error({}, "no such file or directory `" + arg + "`");
+      continue;
+    }
+    if (!ReadFile(p, &text, &err)) {
+      diags.Error({}, "cannot read `" + arg + "`: " + err);
+      continue;
+    }
+    AddSource(out, arg, std::move(text));
+  }
+}
+
+std::unique_ptr<Compilation> Compile(const SourceSet& sources, const CompileOptions& opts,
+                                     dsl::Diagnostics& diags) {
+  auto c = std::make_unique<Compilation>();
+  std::vector<const dsl::ast::File*> asts;
+  for (const auto& f : sources.files) {
+    c->files.push_back(dsl::ParseFile(*f, diags));
+    asts.push_back(c->files.back().get());
+  }
+  std::string name = opts.name;
+  if (name.empty()) {
+    for (const auto* f : asts) {
+      if (!f->apis.empty()) {
+        name = f->package.empty() ? "main" : f->package;
+        break;
+      }
+    }
+    if (name.empty()) name = "policy";
+  }
+  if (!diags.HasErrors()) {
+    c->ir = Lower(asts, name, diags);
+  }
+  if (!diags.HasErrors()) {
+    c->data.name = name;
+    // Source digest: relative names and contents, in sorted order.
+    std::vector<size_t> order(sources.files.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return sources.digest_names[a] < sources.digest_names[b];
+    });
+    std::string all;
+    for (size_t i : order) {
+      all += sources.digest_names[i];
+      all.push_back('\0');
+      all += std::to_string(sources.files[i]->text.size());
+      all.push_back('\0');
+      all += sources.files[i]->text;
+    }
+    c->data.source_digest = bytecode::Sha256(all);
+    if (Generate(c->ir, opts.codegen, c->data, diags) && !diags.HasErrors()) {
+      c->bytes = bytecode::Serialize(c->data);
+    }
+  }
+  diags.Sort();
+  return c;
+}
+
+}  // namespace vakt::compiler

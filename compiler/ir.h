@@ -1,0 +1,114 @@
+// The typed intermediate form between semantic analysis (lower.cc) and code
+// generation (codegen.cc). Every name is resolved, every function, `let` and
+// `const` is inlined, every `use` of a profile is expanded, every JSON value
+// in a typed position is wrapped in an explicit conversion. The reference
+// evaluator (interp.cc) runs this tree directly; the differential tests hold
+// the VM to it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "bytecode/format.h"
+#include "dsl/ast.h"
+
+namespace vakt::compiler {
+
+using bytecode::Builtin;
+using bytecode::RequestField;
+using bytecode::ResponseField;
+using bytecode::Source;
+using bytecode::ValueType;
+
+// A static type. Lists hold scalars or json (no nested lists).
+struct Type {
+  ValueType kind = ValueType::kNull;
+  ValueType elem = ValueType::kNull;  // kList only
+
+  static Type Of(ValueType k) { return Type{k, ValueType::kNull}; }
+  static Type ListOf(ValueType e) { return Type{ValueType::kList, e}; }
+  bool operator==(const Type& o) const {
+    return kind == o.kind && (kind != ValueType::kList || elem == o.elem);
+  }
+  bool operator!=(const Type& o) const { return !(*this == o); }
+};
+
+std::string TypeName(Type t);
+
+enum class IrKind : uint8_t {
+  kConst,    // literal: type + bool_value / int_value / str
+  kList,     // list literal: children
+  kReq,      // request field: field
+  kResp,     // response field: rfield
+  kParam,    // path parameter: index
+  kFirst,    // first value of source/name (claim: claim_path, converted to type)
+  kAll,      // all values of source/name as list<string>
+  kHas,      // presence of source/name (or claim_path)
+  kConvert,  // children[0] (json) converted to type
+  kField,    // children[0] (json object) member str
+  kIndex,    // children[0][children[1]]
+  kNot,      // !children[0]
+  kNeg,      // -children[0]
+  kAnd,      // children[0] && children[1] (short-circuit)
+  kOr,       // children[0] || children[1] (short-circuit)
+  kBinary,   // op(children[0], children[1]); op is one of kEq..kMod, kIn
+  kMatch,    // children[0] matches regex `str` (validated RE2)
+  kCall,     // builtin(children...)
+};
+
+struct IrExpr {
+  IrKind kind = IrKind::kConst;
+  Type type;
+  dsl::Location loc;
+  bool bool_value = false;
+  int64_t int_value = 0;
+  std::string str;                      // string value, header/query name, field name, regex
+  std::vector<std::string> claim_path;  // kFirst/kHas with Source::kClaim
+  RequestField field = RequestField::kMethod;
+  ResponseField rfield = ResponseField::kStatus;
+  Source source = Source::kHeader;
+  uint32_t index = 0;      // kParam / kFirst|kHas with Source::kParam
+  bytecode::Op op = bytecode::Op::kEq;  // kBinary
+  Builtin builtin = Builtin::kLen;      // kCall
+  std::vector<std::unique_ptr<IrExpr>> children;
+};
+
+std::unique_ptr<IrExpr> Clone(const IrExpr& e);
+
+// One requirement: the request passes it when `cond` is true.
+struct IrRule {
+  std::string id;          // e.g. "records.get_record.owner"
+  int status = 403;
+  std::string error;       // RFC 6750/9449-style code, may be ""
+  std::string message;
+  std::unique_ptr<IrExpr> cond;
+  dsl::Location loc;
+};
+
+// A path template segment: a literal or a parameter with an optional shape.
+struct IrSegment {
+  bool is_param = false;
+  std::string text;     // literal text, or parameter name
+  std::string shape;    // regex (RE2) the parameter must fully match; "" = any
+  std::string shape_name;
+};
+
+struct IrRoute {
+  std::string name;           // "records.get_record"
+  std::string method;         // "GET"
+  std::string path_template;  // "/v1/patients/{patient_id}"
+  std::vector<IrSegment> segments;
+  std::vector<std::string> param_names;
+  std::vector<IrRule> request_rules;
+  std::vector<IrRule> response_rules;
+  dsl::Location loc;
+};
+
+struct IrProgram {
+  std::string name;
+  std::vector<IrRoute> routes;
+};
+
+}  // namespace vakt::compiler

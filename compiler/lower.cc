@@ -1,0 +1,1446 @@
+// Semantic analysis: resolves names, checks types and inlines everything
+// into the IR of ir.h. See lower.h for the contract.
+//
+// Scoping: a file sees its own package's declarations and, through
+// `import pkg [as alias]`, another package's as `alias.name`. Inside a body,
+// `let` bindings are visible to the statements after them (and to the
+// `on response` block). Functions, lets and consts are macros over pure
+// expressions: inlining them does not change meaning, only cost.
+#include "compiler/lower.h"
+
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "bytecode/request.h"
+#include "dsl/parser.h"
+
+namespace vakt::compiler {
+namespace {
+
+using dsl::Diagnostics;
+using dsl::Location;
+namespace ast = dsl::ast;
+
+std::string Bt(const std::string& s) { return "`" + s + "`"; }
+
+Type FromTypeRef(const ast::TypeRef& t, Diagnostics& diags) {
+  using K = ast::TypeRef::Kind;
+  switch (t.kind) {
+    case K::kBool: return Type::Of(ValueType::kBool);
+    case K::kInt: return Type::Of(ValueType::kInt);
+    case K::kString: return Type::Of(ValueType::kString);
+    case K::kDuration: return Type::Of(ValueType::kDuration);
+    case K::kTimestamp: return Type::Of(ValueType::kTimestamp);
+    case K::kJson: return Type::Of(ValueType::kJson);
+    case K::kNull: return Type::Of(ValueType::kNull);
+    case K::kList: {
+      if (!t.elem) return Type::ListOf(ValueType::kJson);
+      Type e = FromTypeRef(*t.elem, diags);
+      if (e.kind == ValueType::kList) {
+        diags.Error(t.loc, "nested lists are not supported");
+        return Type::ListOf(ValueType::kJson);
+      }
+      return Type::ListOf(e.kind);
+    }
+  }
+  return Type::Of(ValueType::kJson);
+}
+
+bool IsScalar(ValueType k) {
+  return k == ValueType::kBool || k == ValueType::kInt || k == ValueType::kString ||
+         k == ValueType::kDuration || k == ValueType::kTimestamp;
+}
+
+std::unique_ptr<IrExpr> Make(IrKind kind, Type type, const Location& loc) {
+  auto e = std::make_unique<IrExpr>();
+  e->kind = kind;
+  e->type = type;
+  e->loc = loc;
+  return e;
+}
+
+// Claims every token carries, typed by the standards (RFC 9068, RFC 7519).
+const std::map<std::string, Type>& DefaultClaims() {
+  static const auto* m = new std::map<std::string, Type>{
+      {"iss", Type::Of(ValueType::kString)},    {"sub", Type::Of(ValueType::kString)},
+      {"aud", Type::Of(ValueType::kJson)},      {"exp", Type::Of(ValueType::kTimestamp)},
+      {"nbf", Type::Of(ValueType::kTimestamp)}, {"iat", Type::Of(ValueType::kTimestamp)},
+      {"jti", Type::Of(ValueType::kString)},    {"client_id", Type::Of(ValueType::kString)},
+      {"scope", Type::Of(ValueType::kString)},
+  };
+  return *m;
+}
+
+struct Package;
+
+// Per-file view: which package it belongs to and what it imports.
+struct FileCtx {
+  const ast::File* file = nullptr;
+  Package* pkg = nullptr;
+  std::map<std::string, Package*> imports;  // alias -> package
+};
+
+struct Package {
+  std::string name;
+  std::map<std::string, std::pair<const ast::Const*, FileCtx*>> consts;
+  std::map<std::string, std::pair<const ast::Function*, FileCtx*>> functions;
+  std::map<std::string, std::pair<const ast::Shape*, FileCtx*>> shapes;
+  std::map<std::string, std::pair<const ast::Profile*, FileCtx*>> profiles;
+  std::map<std::string, Location> defined;  // every top-level name, for duplicates
+};
+
+// A binding visible in a body or function: an already-lowered expression.
+struct Local {
+  std::string name;
+  const IrExpr* value;
+};
+
+// Everything an expression needs to be lowered.
+struct Env {
+  FileCtx* file = nullptr;
+  std::vector<Local>* locals = nullptr;
+  const IrRoute* route = nullptr;  // null outside a route (e.g. const checks)
+  bool in_response = false;
+  int depth = 0;
+};
+
+class Lowerer {
+ public:
+  Lowerer(Diagnostics& diags) : diags_(diags) {}
+
+  IrProgram Run(const std::vector<const ast::File*>& files, const std::string& name);
+
+ private:
+  void Error(const Location& loc, std::string msg) {
+    // Profiles and lets are expanded once per route; report each problem once.
+    auto key = std::make_tuple(loc.file, loc.line, loc.column, msg);
+    if (!reported_.insert(key).second) return;
+    diags_.Error(loc, std::move(msg));
+  }
+
+  void Declare(Package& pkg, const std::string& name, const Location& loc);
+  void CollectClaims(const ast::File& f);
+
+  // Expressions.
+  std::unique_ptr<IrExpr> LowerExpr(const ast::Expr& e, Env& env);
+  std::unique_ptr<IrExpr> LowerPath(const ast::Expr& e, Env& env, bool* handled);
+  std::unique_ptr<IrExpr> LowerName(const ast::Expr& e, Env& env);
+  std::unique_ptr<IrExpr> LowerCall(const ast::Expr& e, Env& env);
+  std::unique_ptr<IrExpr> LowerBinary(const ast::Expr& e, Env& env);
+  std::unique_ptr<IrExpr> InlineConst(const ast::Const& c, FileCtx* def, const Location& use,
+                                      Env& env);
+  std::unique_ptr<IrExpr> InlineFunction(const ast::Function& f, FileCtx* def,
+                                         std::vector<std::unique_ptr<IrExpr>> args,
+                                         const Location& use, Env& env);
+  std::unique_ptr<IrExpr> Coerce(std::unique_ptr<IrExpr> e, Type want);
+  std::unique_ptr<IrExpr> Expect(std::unique_ptr<IrExpr> e, Type want, const char* what);
+  std::unique_ptr<IrExpr> Bad(const Location& loc) {
+    // An already-reported error: a JSON-typed placeholder converts to any
+    // type silently, so one mistake yields one diagnostic.
+    auto e = Make(IrKind::kConst, Type::Of(ValueType::kJson), loc);
+    poisoned_ = true;
+    return e;
+  }
+
+  // Bodies and routes.
+  struct BodyOut {
+    IrRoute* route;
+    std::string scope;  // rule id prefix
+    int rule_counter = 0;
+    std::set<std::string> labels;
+  };
+  void ExpandBody(const ast::Body& body, FileCtx* file, IrRoute& route, const std::string& scope,
+                  std::vector<const ast::Profile*>& stack, int depth);
+  void ExpandStmts(const std::vector<ast::Stmt>& stmts, FileCtx* file, IrRoute& route,
+                   bool response, BodyOut& out, std::vector<Local>& locals,
+                   std::vector<std::unique_ptr<IrExpr>>& let_storage,
+                   std::vector<const ast::Profile*>& stack, int depth);
+  bool ParseTemplate(const std::string& base, const ast::Route& r, FileCtx* file, IrRoute& out);
+  std::string ResolveShape(const std::string& name, FileCtx* file, const Location& loc,
+                           std::string* shape_name, bool* ok);
+  const ast::Profile* FindProfile(const std::string& name, FileCtx* file, FileCtx** def,
+                                  const Location& loc);
+
+  Diagnostics& diags_;
+  std::set<std::tuple<const dsl::SourceFile*, uint32_t, uint32_t, std::string>> reported_;
+  std::map<std::string, std::unique_ptr<Package>> packages_;
+  std::vector<std::unique_ptr<FileCtx>> file_ctxs_;
+  std::map<std::string, std::pair<Type, Location>> claims_;
+  std::vector<const ast::Const*> const_stack_;
+  std::vector<const ast::Function*> fn_stack_;
+  bool poisoned_ = false;
+};
+
+// ---------------------------------------------------------------------------
+// Declarations
+
+void Lowerer::Declare(Package& pkg, const std::string& name, const Location& loc) {
+  auto [it, inserted] = pkg.defined.emplace(name, loc);
+  if (!inserted) {
+    Error(loc, Bt(name) + " is already defined in package " + Bt(pkg.name));
+    diags_.Note(it->second, "previous definition of " + Bt(name) + " is here");
+  }
+}
+
+void Lowerer::CollectClaims(const ast::File& f) {
+  for (const auto& c : f.claims) {
+    Type t = FromTypeRef(c.type, diags_);
+    auto it = claims_.find(c.path);
+    if (it != claims_.end()) {
+      if (it->second.first != t) {
+        Error(c.loc, "claim " + Bt(c.path) + " is declared as " + Bt(TypeName(t)) +
+                         " here but as " + Bt(TypeName(it->second.first)) + " elsewhere");
+      }
+      continue;
+    }
+    claims_.emplace(c.path, std::make_pair(t, c.loc));
+  }
+}
+
+const char* BuiltinShapeImpl(const std::string& name) {
+  if (name == "int") return "-?[0-9]{1,19}";
+  if (name == "uuid") return "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// Expressions
+
+std::unique_ptr<IrExpr> Lowerer::Coerce(std::unique_ptr<IrExpr> e, Type want) {
+  if (e->type == want) return e;
+  if (e->type.kind == ValueType::kJson &&
+      (IsScalar(want.kind) || want.kind == ValueType::kNull ||
+       (want.kind == ValueType::kList && (IsScalar(want.elem) || want.elem == ValueType::kJson)))) {
+    auto c = Make(IrKind::kConvert, want, e->loc);
+    c->children.push_back(std::move(e));
+    return c;
+  }
+  return nullptr;
+}
+
+std::unique_ptr<IrExpr> Lowerer::Expect(std::unique_ptr<IrExpr> e, Type want, const char* what) {
+  Location loc = e->loc;
+  Type got = e->type;
+  auto c = Coerce(std::move(e), want);
+  if (!c) {
+    Error(loc, std::string(what) + " must be " + Bt(TypeName(want)) + ", got " +
+                   Bt(TypeName(got)));
+    auto b = Make(IrKind::kConst, want, loc);
+    return b;
+  }
+  return c;
+}
+
+std::unique_ptr<IrExpr> Lowerer::LowerExpr(const ast::Expr& e, Env& env) {
+  if (env.depth > 4 * dsl::kMaxNesting) {
+    Error(e.loc, "expression nests too deeply");
+    return Bad(e.loc);
+  }
+  struct DepthGuard {
+    Env& env;
+    explicit DepthGuard(Env& e) : env(e) { ++env.depth; }
+    ~DepthGuard() { --env.depth; }
+  } guard(env);
+
+  switch (e.kind) {
+    case ast::ExprKind::kNull: return Make(IrKind::kConst, Type::Of(ValueType::kNull), e.loc);
+    case ast::ExprKind::kBool: {
+      auto r = Make(IrKind::kConst, Type::Of(ValueType::kBool), e.loc);
+      r->bool_value = e.bool_value;
+      return r;
+    }
+    case ast::ExprKind::kInt: {
+      auto r = Make(IrKind::kConst, Type::Of(ValueType::kInt), e.loc);
+      r->int_value = e.int_value;
+      return r;
+    }
+    case ast::ExprKind::kDuration: {
+      auto r = Make(IrKind::kConst, Type::Of(ValueType::kDuration), e.loc);
+      r->int_value = e.int_value;
+      return r;
+    }
+    case ast::ExprKind::kString: {
+      auto r = Make(IrKind::kConst, Type::Of(ValueType::kString), e.loc);
+      r->str = e.text;
+      return r;
+    }
+    case ast::ExprKind::kList: {
+      if (e.children.empty()) {
+        Error(e.loc, "an empty list literal has no type; leave it out or use a non-empty list");
+        return Bad(e.loc);
+      }
+      std::vector<std::unique_ptr<IrExpr>> elems;
+      Type elem = Type::Of(ValueType::kJson);
+      for (const auto& c : e.children) {
+        if (!c) return Bad(e.loc);
+        elems.push_back(LowerExpr(*c, env));
+        if (elems.back()->type.kind != ValueType::kJson) elem = elems.back()->type;
+      }
+      if (elem.kind == ValueType::kList) {
+        Error(e.loc, "nested lists are not supported");
+        return Bad(e.loc);
+      }
+      if (elems.size() > bytecode::kMaxStack - 2) {
+        Error(e.loc, "a list literal may have at most " + std::to_string(bytecode::kMaxStack - 2) +
+                         " elements");
+        return Bad(e.loc);
+      }
+      auto r = Make(IrKind::kList, Type::ListOf(elem.kind), e.loc);
+      for (auto& x : elems) r->children.push_back(Expect(std::move(x), elem, "a list element"));
+      return r;
+    }
+    case ast::ExprKind::kName: return LowerName(e, env);
+    case ast::ExprKind::kMember:
+    case ast::ExprKind::kIndex: {
+      bool handled = false;
+      auto r = LowerPath(e, env, &handled);
+      if (handled) return r;
+      if (e.children.empty() || !e.children[0]) return Bad(e.loc);
+      auto base = LowerExpr(*e.children[0], env);
+      if (e.kind == ast::ExprKind::kMember) {
+        if (base->type.kind != ValueType::kJson) {
+          if (!poisoned_) {
+            Error(e.loc, "a value of type " + Bt(TypeName(base->type)) + " has no field " +
+                             Bt(e.text));
+          }
+          return Bad(e.loc);
+        }
+        auto f = Make(IrKind::kField, Type::Of(ValueType::kJson), e.loc);
+        f->str = e.text;
+        f->children.push_back(std::move(base));
+        return f;
+      }
+      if (e.children.size() < 2 || !e.children[1]) return Bad(e.loc);
+      const ast::Expr& idx = *e.children[1];
+      if (base->type.kind == ValueType::kJson && idx.kind == ast::ExprKind::kString) {
+        auto f = Make(IrKind::kField, Type::Of(ValueType::kJson), e.loc);
+        f->str = idx.text;
+        f->children.push_back(std::move(base));
+        return f;
+      }
+      auto i = Expect(LowerExpr(idx, env), Type::Of(ValueType::kInt), "a list index");
+      Type result;
+      if (base->type.kind == ValueType::kList) {
+        result = Type::Of(base->type.elem);
+      } else if (base->type.kind == ValueType::kJson) {
+        result = Type::Of(ValueType::kJson);
+      } else {
+        Error(e.loc, "cannot index a value of type " + Bt(TypeName(base->type)));
+        return Bad(e.loc);
+      }
+      auto r2 = Make(IrKind::kIndex, result, e.loc);
+      r2->children.push_back(std::move(base));
+      r2->children.push_back(std::move(i));
+      return r2;
+    }
+    case ast::ExprKind::kCall: return LowerCall(e, env);
+    case ast::ExprKind::kUnary: {
+      if (e.children.empty() || !e.children[0]) return Bad(e.loc);
+      auto x = LowerExpr(*e.children[0], env);
+      if (e.uop == ast::UnaryOp::kNot) {
+        auto r = Make(IrKind::kNot, Type::Of(ValueType::kBool), e.loc);
+        r->children.push_back(Expect(std::move(x), Type::Of(ValueType::kBool), "the operand of `!`"));
+        return r;
+      }
+      if (x->type.kind == ValueType::kJson) x = Coerce(std::move(x), Type::Of(ValueType::kInt));
+      if (x->type.kind != ValueType::kInt && x->type.kind != ValueType::kDuration) {
+        Error(e.loc, "the operand of `-` must be `int` or `duration`, got " +
+                         Bt(TypeName(x->type)));
+        return Bad(e.loc);
+      }
+      auto r = Make(IrKind::kNeg, x->type, e.loc);
+      r->children.push_back(std::move(x));
+      return r;
+    }
+    case ast::ExprKind::kBinary: return LowerBinary(e, env);
+  }
+  return Bad(e.loc);
+}
+
+std::unique_ptr<IrExpr> Lowerer::LowerName(const ast::Expr& e, Env& env) {
+  const std::string& n = e.text;
+  if (env.locals) {
+    for (auto it = env.locals->rbegin(); it != env.locals->rend(); ++it) {
+      if (it->name == n) {
+        auto c = Clone(*it->value);
+        return c;
+      }
+    }
+  }
+  Package* pkg = env.file->pkg;
+  if (auto it = pkg->consts.find(n); it != pkg->consts.end()) {
+    return InlineConst(*it->second.first, it->second.second, e.loc, env);
+  }
+  if (n == "now") {
+    auto r = Make(IrKind::kReq, Type::Of(ValueType::kTimestamp), e.loc);
+    r->field = RequestField::kTime;
+    return r;
+  }
+  if (n == "request" || n == "response" || n == "token" || n == "params") {
+    Error(e.loc, Bt(n) + " needs a field, e.g. " +
+                     Bt(n == "request"    ? "request.method"
+                        : n == "response" ? "response.status"
+                        : n == "token"    ? "token.sub"
+                                          : "params.id"));
+    return Bad(e.loc);
+  }
+  if (pkg->functions.count(n)) {
+    Error(e.loc, "function " + Bt(n) + " must be called");
+    return Bad(e.loc);
+  }
+  if (env.file->imports.count(n)) {
+    Error(e.loc, "package " + Bt(n) + " is not a value; name one of its declarations");
+    return Bad(e.loc);
+  }
+  Error(e.loc, "unknown name " + Bt(n));
+  return Bad(e.loc);
+}
+
+std::unique_ptr<IrExpr> Lowerer::InlineConst(const ast::Const& c, FileCtx* def,
+                                             const Location& use, Env& env) {
+  if (std::find(const_stack_.begin(), const_stack_.end(), &c) != const_stack_.end()) {
+    Error(c.loc, Bt(c.name) + " is defined in terms of itself");
+    return Bad(use);
+  }
+  if (!c.value) return Bad(use);
+  const_stack_.push_back(&c);
+  Env inner;
+  inner.file = def;
+  inner.locals = nullptr;
+  inner.route = env.route;
+  inner.in_response = env.in_response;
+  inner.depth = env.depth;
+  auto v = LowerExpr(*c.value, inner);
+  const_stack_.pop_back();
+  if (c.type) {
+    Type want = FromTypeRef(*c.type, diags_);
+    v = Expect(std::move(v), want, ("the value of " + Bt(c.name)).c_str());
+  }
+  if (!c.is_let) {
+    // A const may not depend on the request.
+    std::vector<const IrExpr*> todo{v.get()};
+    while (!todo.empty()) {
+      const IrExpr* x = todo.back();
+      todo.pop_back();
+      if (x->kind == IrKind::kReq || x->kind == IrKind::kResp || x->kind == IrKind::kParam ||
+          x->kind == IrKind::kFirst || x->kind == IrKind::kAll || x->kind == IrKind::kHas) {
+        Error(c.loc, "const " + Bt(c.name) +
+                         " depends on the request; use `let` for request-dependent values");
+        break;
+      }
+      for (const auto& ch : x->children) todo.push_back(ch.get());
+    }
+  }
+  return v;
+}
+
+// request.*, response.*, token.*, params.*, alias.name: the dotted forms
+// that name request data rather than compute on values.
+std::unique_ptr<IrExpr> Lowerer::LowerPath(const ast::Expr& e, Env& env, bool* handled) {
+  *handled = false;
+  // Collect the chain root.part.part["part"] ...
+  std::vector<std::string> parts;
+  std::vector<const ast::Expr*> chain;
+  const ast::Expr* cur = &e;
+  while (cur && (cur->kind == ast::ExprKind::kMember ||
+                 (cur->kind == ast::ExprKind::kIndex && cur->children.size() == 2 &&
+                  cur->children[1] && cur->children[1]->kind == ast::ExprKind::kString))) {
+    parts.push_back(cur->kind == ast::ExprKind::kMember ? cur->text : cur->children[1]->text);
+    chain.push_back(cur);
+    cur = cur->children.empty() ? nullptr : cur->children[0].get();
+  }
+  if (!cur || cur->kind != ast::ExprKind::kName || parts.empty()) return nullptr;
+  std::reverse(parts.begin(), parts.end());
+  const std::string& root = cur->text;
+  // Locals and consts shadow the roots.
+  if (env.locals) {
+    for (const auto& l : *env.locals) {
+      if (l.name == root) return nullptr;
+    }
+  }
+  if (env.file->pkg->consts.count(root)) return nullptr;
+
+  auto joined = [&](size_t n) {
+    std::string s = root;
+    for (size_t i = 0; i < n && i < parts.size(); ++i) s += "." + parts[i];
+    return s;
+  };
+
+  if (auto imp = env.file->imports.find(root); imp != env.file->imports.end()) {
+    *handled = true;
+    Package* p = imp->second;
+    if (parts.size() != 1) {
+      Error(e.loc, "unknown name " + Bt(joined(parts.size())));
+      return Bad(e.loc);
+    }
+    if (auto it = p->consts.find(parts[0]); it != p->consts.end()) {
+      return InlineConst(*it->second.first, it->second.second, e.loc, env);
+    }
+    Error(e.loc, "package " + Bt(p->name) + " has no constant " + Bt(parts[0]));
+    return Bad(e.loc);
+  }
+
+  auto param = [&](const std::string& name) -> std::unique_ptr<IrExpr> {
+    if (!env.route) {
+      Error(e.loc, "path parameters are only available inside a route");
+      return Bad(e.loc);
+    }
+    const auto& names = env.route->param_names;
+    auto it = std::find(names.begin(), names.end(), name);
+    if (it == names.end()) {
+      std::string known;
+      for (const auto& n : names) known += (known.empty() ? "" : ", ") + Bt(n);
+      Error(e.loc, "route " + Bt(env.route->method + " " + env.route->path_template) +
+                       " has no path parameter " + Bt(name) +
+                       (known.empty() ? "" : " (it has " + known + ")"));
+      return Bad(e.loc);
+    }
+    auto r = Make(IrKind::kParam, Type::Of(ValueType::kString), e.loc);
+    r->index = static_cast<uint32_t>(it - names.begin());
+    r->source = Source::kParam;
+    return r;
+  };
+  auto multi = [&](IrKind kind, Source src, const std::string& name) {
+    auto r = Make(kind, kind == IrKind::kAll ? Type::ListOf(ValueType::kString)
+                                             : Type::Of(ValueType::kString),
+                  e.loc);
+    r->source = src;
+    r->str = name;
+    if (src == Source::kHeader || src == Source::kResponseHeader) {
+      std::transform(r->str.begin(), r->str.end(), r->str.begin(),
+                     [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    }
+    return r;
+  };
+
+  if (root == "params") {
+    *handled = true;
+    if (parts.size() != 1) {
+      Error(e.loc, "unknown name " + Bt(joined(parts.size())));
+      return Bad(e.loc);
+    }
+    return param(parts[0]);
+  }
+  if (root == "request") {
+    *handled = true;
+    const std::string& p0 = parts[0];
+    if (parts.size() == 1) {
+      static const std::map<std::string, std::pair<RequestField, ValueType>> kFields = {
+          {"method", {RequestField::kMethod, ValueType::kString}},
+          {"path", {RequestField::kPath, ValueType::kString}},
+          {"body", {RequestField::kBody, ValueType::kString}},
+          {"time", {RequestField::kTime, ValueType::kTimestamp}},
+          {"query_string", {RequestField::kQueryString, ValueType::kString}},
+          {"route", {RequestField::kRoute, ValueType::kString}},
+      };
+      if (auto it = kFields.find(p0); it != kFields.end()) {
+        auto r = Make(IrKind::kReq, Type::Of(it->second.second), e.loc);
+        r->field = it->second.first;
+        return r;
+      }
+    } else if (parts.size() == 2) {
+      if (p0 == "tls") {
+        static const std::map<std::string, RequestField> kTls = {
+            {"version", RequestField::kTlsVersion},
+            {"cipher", RequestField::kTlsCipher},
+            {"client_cert_thumbprint", RequestField::kTlsCertThumbprint},
+        };
+        if (auto it = kTls.find(parts[1]); it != kTls.end()) {
+          auto r = Make(IrKind::kReq, Type::Of(ValueType::kString), e.loc);
+          r->field = it->second;
+          return r;
+        }
+      }
+      if (p0 == "headers") return multi(IrKind::kFirst, Source::kHeader, parts[1]);
+      if (p0 == "header_values") return multi(IrKind::kAll, Source::kHeader, parts[1]);
+      if (p0 == "query") return multi(IrKind::kFirst, Source::kQuery, parts[1]);
+      if (p0 == "query_values") return multi(IrKind::kAll, Source::kQuery, parts[1]);
+      if (p0 == "params") return param(parts[1]);
+    }
+    Error(e.loc, "unknown request field " + Bt(joined(parts.size())));
+    return Bad(e.loc);
+  }
+  if (root == "response") {
+    *handled = true;
+    if (!env.in_response) {
+      Error(e.loc, "`response` is only available in `on response` rules");
+      return Bad(e.loc);
+    }
+    if (parts.size() == 1 && parts[0] == "status") {
+      auto r = Make(IrKind::kResp, Type::Of(ValueType::kInt), e.loc);
+      r->rfield = ResponseField::kStatus;
+      return r;
+    }
+    if (parts.size() == 1 && parts[0] == "body") {
+      auto r = Make(IrKind::kResp, Type::Of(ValueType::kString), e.loc);
+      r->rfield = ResponseField::kBody;
+      return r;
+    }
+    if (parts.size() == 2 && parts[0] == "headers") {
+      return multi(IrKind::kFirst, Source::kResponseHeader, parts[1]);
+    }
+    if (parts.size() == 2 && parts[0] == "header_values") {
+      return multi(IrKind::kAll, Source::kResponseHeader, parts[1]);
+    }
+    Error(e.loc, "unknown response field " + Bt(joined(parts.size())));
+    return Bad(e.loc);
+  }
+  if (root == "token") {
+    *handled = true;
+    if (parts.size() > bytecode::kMaxClaimPathParts) {
+      Error(e.loc, "claim paths may have at most " +
+                       std::to_string(bytecode::kMaxClaimPathParts) + " parts");
+      return Bad(e.loc);
+    }
+    std::string path;
+    for (const auto& p : parts) path += (path.empty() ? "" : ".") + p;
+    Type t = Type::Of(ValueType::kJson);
+    if (auto it = claims_.find(path); it != claims_.end()) {
+      t = it->second.first;
+    } else if (auto d = DefaultClaims().find(path); d != DefaultClaims().end()) {
+      t = d->second;
+    }
+    auto r = Make(IrKind::kFirst, t, e.loc);
+    r->source = Source::kClaim;
+    r->claim_path = parts;
+    return r;
+  }
+  return nullptr;
+}
+
+std::unique_ptr<IrExpr> Lowerer::LowerCall(const ast::Expr& e, Env& env) {
+  if (e.children.empty() || !e.children[0]) return Bad(e.loc);
+  const ast::Expr& callee = *e.children[0];
+  std::vector<const ast::Expr*> arg_ast;
+  for (size_t i = 1; i < e.children.size(); ++i) {
+    if (!e.children[i]) return Bad(e.loc);
+    arg_ast.push_back(e.children[i].get());
+  }
+
+  // Imported function: alias.fn(...)
+  if (callee.kind == ast::ExprKind::kMember && !callee.children.empty() && callee.children[0] &&
+      callee.children[0]->kind == ast::ExprKind::kName) {
+    auto imp = env.file->imports.find(callee.children[0]->text);
+    if (imp != env.file->imports.end()) {
+      Package* p = imp->second;
+      auto it = p->functions.find(callee.text);
+      if (it == p->functions.end()) {
+        Error(callee.loc, "package " + Bt(p->name) + " has no function " + Bt(callee.text));
+        return Bad(e.loc);
+      }
+      std::vector<std::unique_ptr<IrExpr>> args;
+      for (const auto* a : arg_ast) args.push_back(LowerExpr(*a, env));
+      return InlineFunction(*it->second.first, it->second.second, std::move(args), e.loc, env);
+    }
+  }
+  if (callee.kind != ast::ExprKind::kName) {
+    Error(callee.loc, "only named functions can be called");
+    return Bad(e.loc);
+  }
+  const std::string& name = callee.text;
+  bool shadowed = false;
+  if (env.locals) {
+    for (const auto& l : *env.locals) shadowed |= l.name == name;
+  }
+  if (!shadowed) {
+    if (auto it = env.file->pkg->functions.find(name); it != env.file->pkg->functions.end()) {
+      std::vector<std::unique_ptr<IrExpr>> args;
+      for (const auto* a : arg_ast) args.push_back(LowerExpr(*a, env));
+      return InlineFunction(*it->second.first, it->second.second, std::move(args), e.loc, env);
+    }
+  }
+
+  auto arity = [&](size_t n) {
+    if (arg_ast.size() != n) {
+      Error(e.loc, Bt(name) + " takes " + std::to_string(n) + " argument" + (n == 1 ? "" : "s") +
+                       ", got " + std::to_string(arg_ast.size()));
+      return false;
+    }
+    return true;
+  };
+
+  if (name == "has") {
+    if (!arity(1)) return Bad(e.loc);
+    auto x = LowerExpr(*arg_ast[0], env);
+    IrExpr* base = x.get();
+    if (base->kind == IrKind::kConvert) base = base->children[0].get();
+    if (base->kind == IrKind::kFirst || base->kind == IrKind::kParam) {
+      auto r = Make(IrKind::kHas, Type::Of(ValueType::kBool), e.loc);
+      r->source = base->source;
+      r->str = base->str;
+      r->claim_path = base->claim_path;
+      r->index = base->index;
+      return r;
+    }
+    if (!poisoned_) {
+      Error(arg_ast[0]->loc,
+            "`has` takes a header, query parameter, path parameter or claim, e.g. "
+            "`has(token.sub)`");
+    }
+    return Bad(e.loc);
+  }
+  if (name == "string" || name == "int" || name == "bool" || name == "timestamp" ||
+      name == "duration") {
+    if (!arity(1)) return Bad(e.loc);
+    auto x = LowerExpr(*arg_ast[0], env);
+    ValueType want = name == "string"      ? ValueType::kString
+                     : name == "int"       ? ValueType::kInt
+                     : name == "bool"      ? ValueType::kBool
+                     : name == "timestamp" ? ValueType::kTimestamp
+                                           : ValueType::kDuration;
+    if (x->type.kind == want) return x;
+    if (x->type.kind != ValueType::kJson) {
+      Error(e.loc, Bt(name + "()") + " converts a JSON value; got " + Bt(TypeName(x->type)));
+      return Bad(e.loc);
+    }
+    return Coerce(std::move(x), Type::Of(want));
+  }
+
+  static const std::map<std::string, Builtin> kBuiltins = {
+      {"starts_with", Builtin::kStartsWith}, {"ends_with", Builtin::kEndsWith},
+      {"contains", Builtin::kContains},      {"lower", Builtin::kLower},
+      {"upper", Builtin::kUpper},            {"len", Builtin::kLen},
+      {"split", Builtin::kSplit},            {"trim", Builtin::kTrim},
+  };
+  auto bi = kBuiltins.find(name);
+  if (bi == kBuiltins.end()) {
+    Error(callee.loc, "unknown function " + Bt(name));
+    return Bad(e.loc);
+  }
+  std::vector<std::unique_ptr<IrExpr>> args;
+  for (const auto* a : arg_ast) args.push_back(LowerExpr(*a, env));
+  const Type kStr = Type::Of(ValueType::kString);
+  auto r = Make(IrKind::kCall, Type::Of(ValueType::kBool), e.loc);
+  r->builtin = bi->second;
+  switch (bi->second) {
+    case Builtin::kStartsWith:
+    case Builtin::kEndsWith:
+      if (!arity(2)) return Bad(e.loc);
+      r->children.push_back(Expect(std::move(args[0]), kStr, ("the first argument of " + Bt(name)).c_str()));
+      r->children.push_back(Expect(std::move(args[1]), kStr, ("the second argument of " + Bt(name)).c_str()));
+      return r;
+    case Builtin::kContains: {
+      if (!arity(2)) return Bad(e.loc);
+      Type t0 = args[0]->type;
+      if (t0.kind == ValueType::kList) {
+        Type elem = Type::Of(t0.elem);
+        r->children.push_back(std::move(args[0]));
+        r->children.push_back(Expect(std::move(args[1]), elem, "the second argument of `contains`"));
+        return r;
+      }
+      if (t0.kind == ValueType::kJson && args[1]->type.kind != ValueType::kJson &&
+          IsScalar(args[1]->type.kind)) {
+        r->children.push_back(Coerce(std::move(args[0]), Type::ListOf(args[1]->type.kind)));
+        r->children.push_back(std::move(args[1]));
+        return r;
+      }
+      r->children.push_back(Expect(std::move(args[0]), kStr, "the first argument of `contains`"));
+      r->children.push_back(Expect(std::move(args[1]), kStr, "the second argument of `contains`"));
+      return r;
+    }
+    case Builtin::kLower:
+    case Builtin::kUpper:
+    case Builtin::kTrim:
+      if (!arity(1)) return Bad(e.loc);
+      r->type = kStr;
+      r->children.push_back(Expect(std::move(args[0]), kStr, ("the argument of " + Bt(name)).c_str()));
+      return r;
+    case Builtin::kLen: {
+      if (!arity(1)) return Bad(e.loc);
+      r->type = Type::Of(ValueType::kInt);
+      ValueType k = args[0]->type.kind;
+      if (k != ValueType::kString && k != ValueType::kList && k != ValueType::kJson) {
+        Error(e.loc, "`len` takes a string, a list or a JSON value, got " +
+                         Bt(TypeName(args[0]->type)));
+        return Bad(e.loc);
+      }
+      r->children.push_back(std::move(args[0]));
+      return r;
+    }
+    case Builtin::kSplit:
+      if (!arity(2)) return Bad(e.loc);
+      r->type = Type::ListOf(ValueType::kString);
+      r->children.push_back(Expect(std::move(args[0]), kStr, "the first argument of `split`"));
+      r->children.push_back(Expect(std::move(args[1]), kStr, "the separator of `split`"));
+      if (r->children[1]->kind == IrKind::kConst && r->children[1]->str.empty() &&
+          r->children[1]->type.kind == ValueType::kString) {
+        Error(e.loc, "the separator of `split` must not be empty");
+      }
+      return r;
+  }
+  return Bad(e.loc);
+}
+
+std::unique_ptr<IrExpr> Lowerer::InlineFunction(const ast::Function& f, FileCtx* def,
+                                                std::vector<std::unique_ptr<IrExpr>> args,
+                                                const Location& use, Env& env) {
+  if (std::find(fn_stack_.begin(), fn_stack_.end(), &f) != fn_stack_.end()) {
+    Error(use, "function " + Bt(f.name) + " is recursive; recursion is not allowed");
+    return Bad(use);
+  }
+  if (static_cast<int>(fn_stack_.size()) >= kMaxInlineDepth) {
+    Error(use, "functions nest more than " + std::to_string(kMaxInlineDepth) + " calls deep");
+    return Bad(use);
+  }
+  if (args.size() != f.params.size()) {
+    Error(use, Bt(f.name) + " takes " + std::to_string(f.params.size()) + " argument" +
+                   (f.params.size() == 1 ? "" : "s") + ", got " + std::to_string(args.size()));
+    return Bad(use);
+  }
+  std::vector<Local> locals;
+  std::vector<std::unique_ptr<IrExpr>> storage;
+  for (size_t i = 0; i < args.size(); ++i) {
+    Type want = FromTypeRef(f.params[i].type, diags_);
+    storage.push_back(Expect(std::move(args[i]), want,
+                             ("argument " + Bt(f.params[i].name) + " of " + Bt(f.name)).c_str()));
+    locals.push_back({f.params[i].name, storage.back().get()});
+  }
+  if (!f.body) return Bad(use);
+  fn_stack_.push_back(&f);
+  Env inner;
+  inner.file = def;
+  inner.locals = &locals;
+  inner.route = env.route;
+  inner.in_response = env.in_response;
+  inner.depth = env.depth;
+  auto body = LowerExpr(*f.body, inner);
+  fn_stack_.pop_back();
+  return Expect(std::move(body), FromTypeRef(f.result, diags_),
+                ("the result of " + Bt(f.name)).c_str());
+}
+
+std::unique_ptr<IrExpr> Lowerer::LowerBinary(const ast::Expr& e, Env& env) {
+  if (e.children.size() != 2 || !e.children[0] || !e.children[1]) return Bad(e.loc);
+  auto x = LowerExpr(*e.children[0], env);
+  using B = ast::BinaryOp;
+  const Type kBool = Type::Of(ValueType::kBool);
+
+  if (e.bop == B::kAnd || e.bop == B::kOr) {
+    auto y = LowerExpr(*e.children[1], env);
+    auto r = Make(e.bop == B::kAnd ? IrKind::kAnd : IrKind::kOr, kBool, e.loc);
+    const char* what = e.bop == B::kAnd ? "an operand of `&&`" : "an operand of `||`";
+    r->children.push_back(Expect(std::move(x), kBool, what));
+    r->children.push_back(Expect(std::move(y), kBool, what));
+    return r;
+  }
+  if (e.bop == B::kMatches) {
+    const ast::Expr& pat = *e.children[1];
+    if (pat.kind != ast::ExprKind::kString) {
+      Error(pat.loc, "the right side of `matches` must be a string literal (a regular expression)");
+      return Bad(e.loc);
+    }
+    RE2::Options opts;
+    opts.set_log_errors(false);
+    opts.set_max_mem(8 << 20);
+    RE2 re(pat.text, opts);
+    if (!re.ok()) {
+      Error(pat.loc, "invalid regular expression " + Bt(pat.text) + ": " + re.error());
+      return Bad(e.loc);
+    }
+    auto r = Make(IrKind::kMatch, kBool, e.loc);
+    r->str = pat.text;
+    r->children.push_back(Expect(std::move(x), Type::Of(ValueType::kString),
+                                 "the left side of `matches`"));
+    return r;
+  }
+  auto y = LowerExpr(*e.children[1], env);
+  Type tx = x->type, ty = y->type;
+  const bool jx = tx.kind == ValueType::kJson, jy = ty.kind == ValueType::kJson;
+  auto bin = [&](bytecode::Op op, Type result) {
+    auto r = Make(IrKind::kBinary, result, e.loc);
+    r->op = op;
+    r->children.push_back(std::move(x));
+    r->children.push_back(std::move(y));
+    return r;
+  };
+  auto mismatch = [&](const char* op) {
+    Error(e.loc, std::string("cannot apply `") + op + "` to " + Bt(TypeName(tx)) + " and " +
+                     Bt(TypeName(ty)));
+    return Bad(e.loc);
+  };
+
+  switch (e.bop) {
+    case B::kEq:
+    case B::kNe: {
+      bytecode::Op op = e.bop == B::kEq ? bytecode::Op::kEq : bytecode::Op::kNe;
+      const char* name = e.bop == B::kEq ? "==" : "!=";
+      if (tx.kind == ValueType::kNull || ty.kind == ValueType::kNull) return bin(op, kBool);
+      if (jx && !jy) {
+        x = Coerce(std::move(x), ty);
+        if (!x) return mismatch(name);
+      } else if (jy && !jx) {
+        y = Coerce(std::move(y), tx);
+        if (!y) return mismatch(name);
+      } else if (tx != ty) {
+        return mismatch(name);
+      }
+      return bin(op, kBool);
+    }
+    case B::kLt:
+    case B::kLe:
+    case B::kGt:
+    case B::kGe: {
+      const char* name = e.bop == B::kLt ? "<" : e.bop == B::kLe ? "<=" : e.bop == B::kGt ? ">" : ">=";
+      bytecode::Op op = e.bop == B::kLt   ? bytecode::Op::kLt
+                        : e.bop == B::kLe ? bytecode::Op::kLe
+                        : e.bop == B::kGt ? bytecode::Op::kGt
+                                          : bytecode::Op::kGe;
+      if (jx && jy) {
+        Error(e.loc, std::string("cannot order two JSON values with `") + name +
+                         "`; convert one with int() or string()");
+        return Bad(e.loc);
+      }
+      if (jx) x = Coerce(std::move(x), ty);
+      if (jy) y = Coerce(std::move(y), tx);
+      if (!x || !y) return mismatch(name);
+      tx = x->type;
+      ty = y->type;
+      if (tx != ty || !(tx.kind == ValueType::kInt || tx.kind == ValueType::kDuration ||
+                        tx.kind == ValueType::kTimestamp || tx.kind == ValueType::kString)) {
+        return mismatch(name);
+      }
+      return bin(op, kBool);
+    }
+    case B::kIn: {
+      if (ty.kind == ValueType::kList) {
+        Type elem = Type::Of(ty.elem);
+        if (tx != elem) {
+          if (jx && elem.kind != ValueType::kJson) {
+            x = Coerce(std::move(x), elem);
+          } else if (elem.kind == ValueType::kJson) {
+            // json element list: compare by value
+          } else {
+            return mismatch("in");
+          }
+        }
+        return bin(bytecode::Op::kIn, kBool);
+      }
+      if (jy) {
+        if (jx) return bin(bytecode::Op::kIn, kBool);
+        if (!IsScalar(tx.kind)) return mismatch("in");
+        y = Coerce(std::move(y), Type::ListOf(tx.kind));
+        return bin(bytecode::Op::kIn, kBool);
+      }
+      if (ty.kind == ValueType::kString) {
+        if (jx) x = Coerce(std::move(x), ty);
+        if (!x || x->type.kind != ValueType::kString) return mismatch("in");
+        return bin(bytecode::Op::kIn, kBool);
+      }
+      return mismatch("in");
+    }
+    case B::kAdd:
+    case B::kSub:
+    case B::kMul:
+    case B::kDiv:
+    case B::kMod: {
+      const char* name = e.bop == B::kAdd   ? "+"
+                         : e.bop == B::kSub ? "-"
+                         : e.bop == B::kMul ? "*"
+                         : e.bop == B::kDiv ? "/"
+                                            : "%";
+      bytecode::Op op = e.bop == B::kAdd   ? bytecode::Op::kAdd
+                        : e.bop == B::kSub ? bytecode::Op::kSub
+                        : e.bop == B::kMul ? bytecode::Op::kMul
+                        : e.bop == B::kDiv ? bytecode::Op::kDiv
+                                           : bytecode::Op::kMod;
+      if (jx && jy) return mismatch(name);
+      if (jx) x = Coerce(std::move(x), ty.kind == ValueType::kString ? ty : Type::Of(ValueType::kInt));
+      if (jy) y = Coerce(std::move(y), tx.kind == ValueType::kString ? tx : Type::Of(ValueType::kInt));
+      if (!x || !y) return mismatch(name);
+      tx = x->type;
+      ty = y->type;
+      using V = ValueType;
+      V a = tx.kind, b = ty.kind;
+      V result = V::kNull;
+      switch (op) {
+        case bytecode::Op::kAdd:
+          if (a == V::kInt && b == V::kInt) result = V::kInt;
+          else if (a == V::kDuration && b == V::kDuration) result = V::kDuration;
+          else if ((a == V::kTimestamp && b == V::kDuration) || (a == V::kDuration && b == V::kTimestamp)) result = V::kTimestamp;
+          else if (a == V::kString && b == V::kString) result = V::kString;
+          break;
+        case bytecode::Op::kSub:
+          if (a == V::kInt && b == V::kInt) result = V::kInt;
+          else if (a == V::kDuration && b == V::kDuration) result = V::kDuration;
+          else if (a == V::kTimestamp && b == V::kTimestamp) result = V::kDuration;
+          else if (a == V::kTimestamp && b == V::kDuration) result = V::kTimestamp;
+          break;
+        case bytecode::Op::kMul:
+          if (a == V::kInt && b == V::kInt) result = V::kInt;
+          else if ((a == V::kDuration && b == V::kInt) || (a == V::kInt && b == V::kDuration)) result = V::kDuration;
+          break;
+        case bytecode::Op::kDiv:
+          if (a == V::kInt && b == V::kInt) result = V::kInt;
+          else if (a == V::kDuration && b == V::kInt) result = V::kDuration;
+          break;
+        default:
+          if (a == V::kInt && b == V::kInt) result = V::kInt;
+          break;
+      }
+      if (result == V::kNull) return mismatch(name);
+      return bin(op, Type::Of(result));
+    }
+    default: break;
+  }
+  return Bad(e.loc);
+}
+
+// ---------------------------------------------------------------------------
+// Bodies, profiles, routes
+
+const ast::Profile* Lowerer::FindProfile(const std::string& name, FileCtx* file, FileCtx** def,
+                                         const Location& loc) {
+  Package* pkg = file->pkg;
+  std::string local = name;
+  if (auto dot = name.find('.'); dot != std::string::npos) {
+    std::string alias = name.substr(0, dot);
+    local = name.substr(dot + 1);
+    auto it = file->imports.find(alias);
+    if (it == file->imports.end()) {
+      Error(loc, "unknown package " + Bt(alias) + " (add `import " + alias + "`)");
+      return nullptr;
+    }
+    pkg = it->second;
+  }
+  auto it = pkg->profiles.find(local);
+  if (it == pkg->profiles.end()) {
+    Error(loc, "unknown profile " + Bt(name));
+    return nullptr;
+  }
+  *def = it->second.second;
+  return it->second.first;
+}
+
+void Lowerer::ExpandStmts(const std::vector<ast::Stmt>& stmts, FileCtx* file, IrRoute& route,
+                          bool response, BodyOut& out, std::vector<Local>& locals,
+                          std::vector<std::unique_ptr<IrExpr>>& let_storage,
+                          std::vector<const ast::Profile*>& stack, int depth) {
+  for (const auto& s : stmts) {
+    switch (s.kind) {
+      case ast::StmtKind::kUse: {
+        FileCtx* def = nullptr;
+        const ast::Profile* p = FindProfile(s.name, file, &def, s.name_loc.file ? s.name_loc : s.loc);
+        if (!p) break;
+        if (std::find(stack.begin(), stack.end(), p) != stack.end()) {
+          Error(s.loc, "profile " + Bt(p->name) + " uses itself");
+          break;
+        }
+        if (depth >= kMaxInlineDepth) {
+          Error(s.loc, "profiles nest more than " + std::to_string(kMaxInlineDepth) + " deep");
+          break;
+        }
+        stack.push_back(p);
+        // A profile used in a request section contributes its request rules
+        // there and its response rules to the response program.
+        if (!response) {
+          ExpandBody(p->body, def, route, p->name, stack, depth + 1);
+        } else {
+          Error(s.loc, "`use` is not allowed inside `on response`; use the profile in the body");
+        }
+        stack.pop_back();
+        break;
+      }
+      case ast::StmtKind::kLet: {
+        if (!s.expr) break;
+        Env env{file, &locals, &route, response, 0};
+        let_storage.push_back(LowerExpr(*s.expr, env));
+        locals.push_back({s.name, let_storage.back().get()});
+        break;
+      }
+      case ast::StmtKind::kRequire:
+      case ast::StmtKind::kDenyIf: {
+        if (!s.expr) break;
+        IrRule rule;
+        ++out.rule_counter;
+        if (!s.label.empty()) {
+          if (!out.labels.insert(s.label + (response ? "/response" : "")).second) {
+            Error(s.loc, "duplicate rule label " + Bt(s.label) + " in " + Bt(out.scope));
+          }
+          rule.id = out.scope + "." + s.label;
+        } else {
+          rule.id = out.scope + "#" + std::to_string(out.rule_counter);
+        }
+        if (s.deny.status < 400 || s.deny.status > 599) {
+          Error(s.deny.loc.file ? s.deny.loc : s.loc,
+                "deny status must be between 400 and 599, got " + std::to_string(s.deny.status));
+        }
+        rule.status = s.deny.status;
+        rule.error = s.deny.error;
+        rule.message = s.deny.message.empty() ? "denied by rule " + rule.id : s.deny.message;
+        rule.loc = s.loc;
+        Env env{file, &locals, &route, response, 0};
+        poisoned_ = false;
+        auto cond = Expect(LowerExpr(*s.expr, env), Type::Of(ValueType::kBool),
+                           s.kind == ast::StmtKind::kRequire ? "a `require` condition"
+                                                             : "a `deny ... if` condition");
+        poisoned_ = false;
+        if (s.kind == ast::StmtKind::kDenyIf) {
+          auto n = Make(IrKind::kNot, Type::Of(ValueType::kBool), s.expr->loc);
+          n->children.push_back(std::move(cond));
+          cond = std::move(n);
+        }
+        rule.cond = std::move(cond);
+        (response ? route.response_rules : route.request_rules).push_back(std::move(rule));
+        break;
+      }
+    }
+  }
+}
+
+void Lowerer::ExpandBody(const ast::Body& body, FileCtx* file, IrRoute& route,
+                         const std::string& scope, std::vector<const ast::Profile*>& stack,
+                         int depth) {
+  BodyOut out{&route, scope};
+  std::vector<Local> locals;
+  std::vector<std::unique_ptr<IrExpr>> let_storage;
+  ExpandStmts(body.request, file, route, false, out, locals, let_storage, stack, depth);
+  if (body.has_response) {
+    ExpandStmts(body.response, file, route, true, out, locals, let_storage, stack, depth);
+  }
+}
+
+std::string Lowerer::ResolveShape(const std::string& name, FileCtx* file, const Location& loc,
+                                  std::string* shape_name, bool* ok) {
+  *shape_name = name;
+  if (name.empty() || name == "any" || name == "string") return "";
+  Package* pkg = file->pkg;
+  std::string local = name;
+  if (auto dot = name.find('.'); dot != std::string::npos) {
+    auto it = file->imports.find(name.substr(0, dot));
+    if (it == file->imports.end()) {
+      Error(loc, "unknown package " + Bt(name.substr(0, dot)) + " in shape " + Bt(name));
+      *ok = false;
+      return "";
+    }
+    pkg = it->second;
+    local = name.substr(dot + 1);
+  }
+  if (auto it = pkg->shapes.find(local); it != pkg->shapes.end()) {
+    return it->second.first->pattern;
+  }
+  if (const char* b = BuiltinShapeImpl(name)) return b;
+  Error(loc, "unknown shape " + Bt(name) + " (declare it with `shape " + name +
+                 " = \"regex\"` or use `int`, `uuid`, `any`)");
+  *ok = false;
+  return "";
+}
+
+bool ValidLiteralSegment(const std::string& s) {
+  if (s.empty() || s == "." || s == "..") return false;
+  for (unsigned char c : s) {
+    if (c < 0x21 || c == 0x7f || c == '{' || c == '}' || c == '%' || c == '?' || c == '#' ||
+        c == '\\') {
+      return false;
+    }
+  }
+  return bytecode::IsValidUtf8(s);
+}
+
+bool IsIdent(const std::string& s) {
+  if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  for (unsigned char c : s) {
+    if (!(std::isalnum(c) || c == '_')) return false;
+  }
+  return true;
+}
+
+bool Lowerer::ParseTemplate(const std::string& base, const ast::Route& r, FileCtx* file,
+                            IrRoute& out) {
+  const Location& loc = r.path_loc.file ? r.path_loc : r.loc;
+  if (r.path.empty() || r.path[0] != '/') {
+    Error(loc, "route path " + Bt(r.path) + " must start with `/`");
+    return false;
+  }
+  std::string full = base == "/" ? r.path : (r.path == "/" ? base : base + r.path);
+  out.path_template = full;
+  bool ok = true;
+  size_t pos = 1;
+  if (full == "/") return true;
+  while (pos <= full.size()) {
+    size_t slash = full.find('/', pos);
+    if (slash == std::string::npos) slash = full.size();
+    std::string seg = full.substr(pos, slash - pos);
+    pos = slash + 1;
+    if (seg.empty()) {
+      Error(loc, "route path " + Bt(full) + " has an empty segment (`//` or a trailing `/`)");
+      return false;
+    }
+    if (seg.front() == '{') {
+      if (seg.back() != '}') {
+        Error(loc, "malformed parameter " + Bt(seg) + " in route path " + Bt(full));
+        ok = false;
+        continue;
+      }
+      std::string inner = seg.substr(1, seg.size() - 2);
+      std::string pname = inner, shape;
+      if (auto c = inner.find(':'); c != std::string::npos) {
+        pname = inner.substr(0, c);
+        shape = inner.substr(c + 1);
+      }
+      if (!IsIdent(pname)) {
+        Error(loc, "parameter name " + Bt(pname) + " in route path " + Bt(full) +
+                       " is not an identifier");
+        ok = false;
+        continue;
+      }
+      if (std::find(out.param_names.begin(), out.param_names.end(), pname) !=
+          out.param_names.end()) {
+        Error(loc, "parameter " + Bt(pname) + " appears twice in route path " + Bt(full));
+        ok = false;
+        continue;
+      }
+      IrSegment s;
+      s.is_param = true;
+      s.text = pname;
+      s.shape = ResolveShape(shape, file, loc, &s.shape_name, &ok);
+      out.segments.push_back(s);
+      out.param_names.push_back(pname);
+      if (out.param_names.size() > bytecode::kMaxParams) {
+        Error(loc, "a route may have at most " + std::to_string(bytecode::kMaxParams) +
+                       " parameters");
+        return false;
+      }
+      continue;
+    }
+    if (!ValidLiteralSegment(seg)) {
+      Error(loc, "invalid path segment " + Bt(seg) + " in route path " + Bt(full));
+      ok = false;
+      continue;
+    }
+    IrSegment s;
+    s.text = seg;
+    out.segments.push_back(s);
+    if (pos > full.size()) break;
+  }
+  if (out.segments.size() > bytecode::kMaxSegments) {
+    Error(loc, "route path " + Bt(full) + " has too many segments");
+    ok = false;
+  }
+  return ok;
+}
+
+std::string DeriveRouteName(const std::string& method, const std::string& path) {
+  std::string n;
+  for (char c : method) n += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  // Keep letters, digits and '_' of each segment; parameters lose braces and shapes.
+  size_t pos = 0;
+  while (pos < path.size()) {
+    size_t slash = path.find('/', pos);
+    if (slash == std::string::npos) slash = path.size();
+    std::string s = path.substr(pos, slash - pos);
+    pos = slash + 1;
+    if (s.empty()) continue;
+    if (s.front() == '{') {
+      s = s.substr(1, s.size() >= 2 ? s.size() - 2 : 0);
+      if (auto c = s.find(':'); c != std::string::npos) s = s.substr(0, c);
+    }
+    std::string clean;
+    for (unsigned char c : s) clean += std::isalnum(c) ? static_cast<char>(std::tolower(c)) : '_';
+    n += "_" + clean;
+  }
+  return n;
+}
+
+IrProgram Lowerer::Run(const std::vector<const ast::File*>& files, const std::string& name) {
+  IrProgram prog;
+  prog.name = name;
+  // Packages and declarations.
+  for (const ast::File* f : files) {
+    std::string pname = f->package.empty() ? "main" : f->package;
+    auto& pkg = packages_[pname];
+    if (!pkg) {
+      pkg = std::make_unique<Package>();
+      pkg->name = pname;
+    }
+    auto ctx = std::make_unique<FileCtx>();
+    ctx->file = f;
+    ctx->pkg = pkg.get();
+    for (const auto& c : f->consts) {
+      Declare(*pkg, c.name, c.loc);
+      pkg->consts.emplace(c.name, std::make_pair(&c, ctx.get()));
+    }
+    for (const auto& fn : f->functions) {
+      Declare(*pkg, fn.name, fn.loc);
+      pkg->functions.emplace(fn.name, std::make_pair(&fn, ctx.get()));
+      static const std::set<std::string> kReserved = {
+          "has", "string", "int", "bool", "timestamp", "duration", "starts_with", "ends_with",
+          "contains", "lower", "upper", "len", "split", "trim"};
+      if (kReserved.count(fn.name)) {
+        Error(fn.loc, "function " + Bt(fn.name) + " would hide the built-in of the same name");
+      }
+    }
+    for (const auto& s : f->shapes) {
+      Declare(*pkg, s.name, s.loc);
+      pkg->shapes.emplace(s.name, std::make_pair(&s, ctx.get()));
+      RE2::Options opts;
+      opts.set_log_errors(false);
+      opts.set_max_mem(8 << 20);
+      RE2 re(s.pattern, opts);
+      if (!re.ok()) {
+        Error(s.pattern_loc.file ? s.pattern_loc : s.loc,
+              "invalid regular expression " + Bt(s.pattern) + " in shape " + Bt(s.name) + ": " +
+                  re.error());
+      }
+    }
+    for (const auto& p : f->profiles) {
+      Declare(*pkg, p.name, p.loc);
+      pkg->profiles.emplace(p.name, std::make_pair(&p, ctx.get()));
+    }
+    CollectClaims(*f);
+    file_ctxs_.push_back(std::move(ctx));
+  }
+  // Imports (after every package is known).
+  for (auto& ctx : file_ctxs_) {
+    for (const auto& imp : ctx->file->imports) {
+      auto it = packages_.find(imp.package);
+      if (it == packages_.end()) {
+        Error(imp.loc, "unknown package " + Bt(imp.package));
+        continue;
+      }
+      std::string alias = imp.alias.empty() ? imp.package : imp.alias;
+      if (!ctx->imports.emplace(alias, it->second.get()).second) {
+        Error(imp.loc, "package alias " + Bt(alias) + " is imported twice");
+      }
+    }
+  }
+  // Functions are checked once on their own so that unused ones get errors too.
+  for (auto& ctx : file_ctxs_) {
+    for (const auto& fn : ctx->file->functions) {
+      std::vector<std::unique_ptr<IrExpr>> args;
+      for (const auto& p : fn.params) {
+        auto a = Make(IrKind::kConst, FromTypeRef(p.type, diags_), p.loc);
+        args.push_back(std::move(a));
+      }
+      // Parameters as opaque typed placeholders; path parameters are unknown here.
+      std::vector<Local> locals;
+      for (size_t i = 0; i < args.size(); ++i) locals.push_back({fn.params[i].name, args[i].get()});
+      if (!fn.body) continue;
+      IrRoute fake;
+      Env env{ctx.get(), &locals, nullptr, false, 0};
+      // Path parameter references are legal in functions only when inlined
+      // into a route; don't report them here.
+      size_t before = diags_.error_count();
+      fn_stack_.push_back(&fn);
+      auto body = LowerExpr(*fn.body, env);
+      fn_stack_.pop_back();
+      (void)before;
+      if (!poisoned_) Expect(std::move(body), FromTypeRef(fn.result, diags_),
+                             ("the result of " + Bt(fn.name)).c_str());
+      poisoned_ = false;
+    }
+    for (const auto& c : ctx->file->consts) {
+      Env env{ctx.get(), nullptr, nullptr, false, 0};
+      if (!c.is_let) InlineConst(c, ctx.get(), c.loc, env);
+      poisoned_ = false;
+    }
+  }
+
+  // APIs and routes.
+  std::map<std::string, Location> api_names;
+  std::map<std::string, Location> route_names;
+  std::map<std::string, Location> route_keys;
+  for (auto& ctx : file_ctxs_) {
+    for (const auto& api : ctx->file->apis) {
+      if (auto [it, ins] = api_names.emplace(api.name, api.loc); !ins) {
+        Error(api.loc, "api " + Bt(api.name) + " is already defined");
+        diags_.Note(it->second, "previous definition of " + Bt(api.name) + " is here");
+      }
+      std::string base = api.base_path;
+      const Location& bloc = api.base_loc.file ? api.base_loc : api.loc;
+      if (base.empty() || base[0] != '/') {
+        Error(bloc, "api base path " + Bt(base) + " must start with `/`");
+        continue;
+      }
+      if (base.size() > 1 && base.back() == '/') {
+        Error(bloc, "api base path " + Bt(base) + " must not end with `/`");
+        continue;
+      }
+      if (base.find('{') != std::string::npos) {
+        Error(bloc, "api base path " + Bt(base) + " cannot have parameters");
+        continue;
+      }
+      for (const auto& r : api.routes) {
+        IrRoute route;
+        route.method = r.method;
+        route.loc = r.loc;
+        bool method_ok = !r.method.empty() && r.method.size() <= bytecode::kMaxMethodBytes;
+        for (unsigned char c : r.method) method_ok &= (c >= 'A' && c <= 'Z');
+        if (!method_ok) {
+          Error(r.method_loc.file ? r.method_loc : r.loc,
+                "http method " + Bt(r.method) + " must be upper case, e.g. `GET`");
+        }
+        if (!ParseTemplate(base, r, ctx.get(), route)) continue;
+        std::string rname = r.name.empty() ? DeriveRouteName(r.method, route.path_template.substr(
+                                                                           base == "/" ? 0 : base.size()))
+                                           : r.name;
+        route.name = api.name + "." + rname;
+        if (auto [it, ins] = route_names.emplace(route.name, r.loc); !ins) {
+          Error(r.loc, "route name " + Bt(route.name) + " is already used; name the route (`route NAME " +
+                           r.method + " \"...\"`)");
+          diags_.Note(it->second, "previous route named " + Bt(route.name) + " is here");
+        }
+        // Duplicate detection ignores parameter names: /a/{x} == /a/{y}.
+        std::string key = r.method + " ";
+        for (const auto& s : route.segments) key += "/" + (s.is_param ? "{}" : s.text);
+        if (auto [it, ins] = route_keys.emplace(key, r.loc); !ins) {
+          Error(r.loc, "duplicate route " + Bt(r.method + " " + route.path_template));
+          diags_.Note(it->second, "first defined here");
+        }
+        std::vector<const ast::Profile*> stack;
+        ExpandBody(api.body, ctx.get(), route, api.name, stack, 0);
+        ExpandBody(r.body, ctx.get(), route, route.name, stack, 0);
+        prog.routes.push_back(std::move(route));
+      }
+    }
+  }
+  return prog;
+}
+
+}  // namespace
+
+const char* BuiltinShape(const std::string& name) { return BuiltinShapeImpl(name); }
+
+std::string TypeName(Type t) {
+  switch (t.kind) {
+    case ValueType::kNull: return "null";
+    case ValueType::kBool: return "bool";
+    case ValueType::kInt: return "int";
+    case ValueType::kString: return "string";
+    case ValueType::kDuration: return "duration";
+    case ValueType::kTimestamp: return "timestamp";
+    case ValueType::kJson: return "json";
+    case ValueType::kList: return "list<" + TypeName(Type::Of(t.elem)) + ">";
+  }
+  return "?";
+}
+
+std::unique_ptr<IrExpr> Clone(const IrExpr& e) {
+  auto c = std::make_unique<IrExpr>();
+  c->kind = e.kind;
+  c->type = e.type;
+  c->loc = e.loc;
+  c->bool_value = e.bool_value;
+  c->int_value = e.int_value;
+  c->str = e.str;
+  c->claim_path = e.claim_path;
+  c->field = e.field;
+  c->rfield = e.rfield;
+  c->source = e.source;
+  c->index = e.index;
+  c->op = e.op;
+  c->builtin = e.builtin;
+  for (const auto& ch : e.children) c->children.push_back(Clone(*ch));
+  return c;
+}
+
+IrProgram Lower(const std::vector<const dsl::ast::File*>& files, const std::string& name,
+                dsl::Diagnostics& diags) {
+  Lowerer l(diags);
+  return l.Run(files, name);
+}
+
+}  // namespace vakt::compiler

@@ -1,0 +1,34 @@
+// Semantic analysis: AST files -> typed IR (compiler/ir.h). One stage:
+// packages and imports are resolved, names bound, types checked, functions,
+// `let` and `const` inlined, profiles expanded into every route that uses
+// them, route templates parsed and shapes validated (RE2). Every problem is
+// reported with its location; analysis goes on after an error so a user sees
+// all of them at once.
+//
+// Bounds: inlining depth is limited (kMaxInlineDepth) and recursion between
+// functions, constants or profiles is an error, so lowering terminates on
+// any input.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "compiler/ir.h"
+#include "dsl/ast.h"
+#include "dsl/source.h"
+
+namespace vakt::compiler {
+
+inline constexpr int kMaxInlineDepth = 32;
+
+// Lowers every api/route of `files` into one IrProgram named `name`.
+// On errors (diags.HasErrors()) the program is incomplete and must not be
+// used for code generation.
+IrProgram Lower(const std::vector<const dsl::ast::File*>& files, const std::string& name,
+                dsl::Diagnostics& diags);
+
+// The RE2 pattern behind a built-in parameter shape ("int", "uuid"), or
+// nullptr if `name` is not a built-in shape. "any" and "string" have none.
+const char* BuiltinShape(const std::string& name);
+
+}  // namespace vakt::compiler

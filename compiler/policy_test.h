@@ -1,0 +1,27 @@
+// Policy tests: the `test "name" { ... }` blocks written beside a policy.
+// Each runs its request (and response) through the compiled bundle on the
+// VM, and through the reference evaluator; a test fails if the decision
+// differs from its expectation, or if the two evaluators disagree.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "compiler/compile.h"
+
+namespace vakt::compiler {
+
+struct TestOutcome {
+  std::string name;
+  dsl::Location loc;
+  bool passed = false;
+  std::string message;  // "expected deny 403 access_denied, got allow" on failure
+};
+
+// REQUIRES: c.bytes is a bundle built from c (no compile errors).
+std::vector<TestOutcome> RunPolicyTests(const Compilation& c);
+
+// "allow" or "deny 403 access_denied" for messages.
+std::string DescribeDecision(bool allow, int status, const std::string& error);
+
+}  // namespace vakt::compiler

@@ -1,0 +1,241 @@
+// The Vakt policy language. antlr4 turns this into C++ at build time (target
+// vakt_dsl_gen); dsl/parser.cc walks the resulting parse tree into the AST of
+// dsl/ast.h and is the only file that sees these rules.
+//
+// The language is newline-insensitive: every statement starts with a keyword
+// or `label:`, so no separators are needed. Expressions use one rule per
+// precedence level with loops instead of ANTLR left recursion, so a flat
+// chain `a || b || ...` never deepens the parse tree and comparisons are
+// non-associative (`a == b == c` is a syntax error).
+//
+// The lexer runs over bytes, not code points (parser.cc feeds each byte as
+// one symbol), so token columns are byte columns. Malformed input gets tokens
+// of its own (unterminated strings, invalid characters, bad numbers) that
+// parser.cc reports with a precise message instead of a generic one.
+grammar Vakt;
+
+// ---------------------------------------------------------------- file
+
+file
+  : packageDecl? importDecl* decl* EOF
+  ;
+
+packageDecl : PACKAGE IDENT ;
+importDecl  : IMPORT IDENT (AS IDENT)? ;
+
+decl
+  : constDecl
+  | letDecl
+  | shapeDecl
+  | claimsDecl
+  | fnDecl
+  | profileDecl
+  | apiDecl
+  | testDecl
+  ;
+
+constDecl  : CONST IDENT (':' type)? '=' expr ;
+letDecl    : LET IDENT '=' expr ;
+shapeDecl  : SHAPE IDENT '=' str ;
+claimsDecl : CLAIMS '{' claimDecl* '}' ;
+claimDecl  : anyName ('.' anyName)* ':' type ;
+fnDecl     : FN IDENT '(' (param (',' param)* ','?)? ')' '->' type '{' expr '}' ;
+param      : IDENT ':' type ;
+profileDecl: PROFILE IDENT body ;
+apiDecl    : API IDENT str apiBody ;
+routeDecl  : ROUTE IDENT IDENT? str body ;
+
+type
+  : BOOL | INT_T | STRING_T | DURATION_T | TIMESTAMP | JSON | NULL_
+  | LIST '<' type '>'
+  ;
+
+// ---------------------------------------------------------------- rules
+
+body    : '{' (statement | onResponse)* '}' ;
+apiBody : '{' (statement | onResponse | routeDecl)* '}' ;
+onResponse : ON RESPONSE '{' statement* '}' ;
+
+statement
+  : USE IDENT ('.' IDENT)?                       # useStmt
+  | LET IDENT '=' expr                            # letStmt
+  | (label ':')? REQUIRE expr ELSE denyClause     # requireStmt
+  | (label ':')? denyClause IF expr               # denyIfStmt
+  ;
+
+// Rule labels may be any name, keywords included (`json: require ...`).
+label : anyName ;
+
+denyClause : DENY INT IDENT? str? ;
+
+// ---------------------------------------------------------------- tests
+
+testDecl : TEST str '{' testItem* '}' ;
+
+testItem
+  : REQUEST jsonObject                   # testRequest
+  | CLAIMS jsonObject                    # testClaims
+  | RESPONSE jsonObject                  # testResponse
+  | NOW INT                              # testNow
+  | EXPECT (ALLOW | DENY INT IDENT?)      # testExpect
+  ;
+
+jsonObject : '{' (jsonPair (',' jsonPair)*)? '}' ;
+jsonPair   : STRING ':' jsonValue ;
+jsonArray  : '[' (jsonValue (',' jsonValue)*)? ']' ;
+jsonValue
+  : jsonObject
+  | jsonArray
+  | STRING
+  | MINUS? (INT | FLOAT)
+  | TRUE_
+  | FALSE_
+  | NULL_
+  ;
+
+// ---------------------------------------------------------------- expressions
+
+expr    : orExpr ;
+orExpr  : andExpr (OR andExpr)* ;
+andExpr : cmpExpr (AND cmpExpr)* ;
+cmpExpr : addExpr (cmpOp addExpr)? ;
+cmpOp   : EQ | NE | LT | LE | GT | GE | IN | MATCHES ;
+addExpr : mulExpr ((PLUS | MINUS) mulExpr)* ;
+mulExpr : unaryExpr ((STAR | SLASH | PERCENT) unaryExpr)* ;
+unaryExpr
+  : (BANG | MINUS) unaryExpr
+  | postfixExpr
+  ;
+postfixExpr : primary postfixOp* ;
+postfixOp
+  : '.' anyName                                   # memberOp
+  | '[' expr ']'                                  # indexOp
+  | '(' (expr (',' expr)* ','?)? ')'              # callOp
+  ;
+primary
+  : INT                                           # intLit
+  | DURATION                                      # durationLit
+  | str                                           # stringLit
+  | TRUE_                                          # trueLit
+  | FALSE_                                         # falseLit
+  | NULL_                                          # nullLit
+  | ident                                         # nameRef
+  | '(' expr ')'                                  # parenExpr
+  | '[' (expr (',' expr)* ','?)? ']'              # listLit
+  ;
+
+str : STRING | RAW_STRING ;
+
+// A name in an expression: identifiers and the keywords that double as
+// builtin names (`request.method`, `now`, `duration("5m")`).
+ident
+  : IDENT
+  | REQUEST | RESPONSE | CLAIMS | NOW | ROUTE | API | TEST | SHAPE | PROFILE | USE
+  | BOOL | INT_T | STRING_T | DURATION_T | TIMESTAMP | JSON | LIST
+  ;
+
+// After `.` (members, claim paths) every keyword is a plain name.
+anyName
+  : IDENT
+  | PACKAGE | IMPORT | AS | CONST | LET | SHAPE | CLAIMS | FN | PROFILE | API
+  | ROUTE | ON | RESPONSE | USE | REQUIRE | ELSE | DENY | IF | TEST | REQUEST
+  | NOW | EXPECT | ALLOW | TRUE_ | FALSE_ | NULL_ | IN | MATCHES | BOOL | INT_T
+  | STRING_T | DURATION_T | TIMESTAMP | JSON | LIST
+  ;
+
+// ---------------------------------------------------------------- lexer
+
+PACKAGE    : 'package' ;
+IMPORT     : 'import' ;
+AS         : 'as' ;
+CONST      : 'const' ;
+LET        : 'let' ;
+SHAPE      : 'shape' ;
+CLAIMS     : 'claims' ;
+FN         : 'fn' ;
+PROFILE    : 'profile' ;
+API        : 'api' ;
+ROUTE      : 'route' ;
+ON         : 'on' ;
+RESPONSE   : 'response' ;
+USE        : 'use' ;
+REQUIRE    : 'require' ;
+ELSE       : 'else' ;
+DENY       : 'deny' ;
+IF         : 'if' ;
+TEST       : 'test' ;
+REQUEST    : 'request' ;
+NOW        : 'now' ;
+EXPECT     : 'expect' ;
+ALLOW      : 'allow' ;
+TRUE_       : 'true' ;
+FALSE_      : 'false' ;
+NULL_       : 'null' ;
+IN         : 'in' ;
+MATCHES    : 'matches' ;
+BOOL       : 'bool' ;
+INT_T      : 'int' ;
+STRING_T   : 'string' ;
+DURATION_T : 'duration' ;
+TIMESTAMP  : 'timestamp' ;
+JSON       : 'json' ;
+LIST       : 'list' ;
+
+LPAREN   : '(' ;
+RPAREN   : ')' ;
+LBRACKET : '[' ;
+RBRACKET : ']' ;
+LBRACE   : '{' ;
+RBRACE   : '}' ;
+COMMA    : ',' ;
+COLON    : ':' ;
+DOT      : '.' ;
+ARROW    : '->' ;
+ASSIGN   : '=' ;
+EQ       : '==' ;
+NE       : '!=' ;
+LE       : '<=' ;
+GE       : '>=' ;
+LT       : '<' ;
+GT       : '>' ;
+AND      : '&&' ;
+OR       : '||' ;
+PLUS     : '+' ;
+MINUS    : '-' ;
+STAR     : '*' ;
+SLASH    : '/' ;
+PERCENT  : '%' ;
+BANG     : '!' ;
+
+// Order matters where two rules match the same length: DURATION before
+// BAD_NUMBER (`10s`), FLOAT before BAD_NUMBER (`1e5`).
+DURATION : [0-9]+ [smhd] ;
+FLOAT    : [0-9]+ ('.' [0-9]+ EXPONENT? | EXPONENT) ;
+INT      : [0-9]+ ;
+// `10ms`, `3x`: a number glued to a name. Reported as one bad literal.
+BAD_NUMBER : [0-9]+ [a-zA-Z_] [a-zA-Z_0-9]* ;
+fragment EXPONENT : [eE] [+-]? [0-9]+ ;
+
+// `r"..."`: no escapes, cannot contain `"`. Longer than IDENT `r`, so wins.
+RAW_STRING : 'r"' ~["\r\n]* '"' ;
+// Escapes are validated (and decoded) by parser.cc, which can point at the
+// offending backslash.
+STRING     : '"' ('\\' ~[\r\n] | ~["\\\r\n])* '"' ;
+UNTERMINATED_RAW_STRING : 'r"' ~["\r\n]* ;
+UNTERMINATED_STRING     : '"' ('\\' ~[\r\n] | ~["\\\r\n])* '\\'? ;
+
+IDENT : [a-zA-Z_] [a-zA-Z_0-9]* ;
+
+LINE_COMMENT  : '//' ~[\r\n]* -> channel(HIDDEN) ;
+BLOCK_COMMENT : '/*' (~'*' | '*'+ ~[*/])* '*'+ '/' -> channel(HIDDEN) ;
+// Matches up to the end of the file when `*/` never comes (shorter than
+// BLOCK_COMMENT whenever that one matches).
+UNTERMINATED_BLOCK_COMMENT : '/*' (~'*' | '*'+ ~[*/])* '*'* -> channel(HIDDEN) ;
+
+WS  : [ \t\r\n\f]+ -> skip ;
+BOM : [\u00EF] [\u00BB] [\u00BF] -> skip ;
+
+// Anything else: one UTF-8 sequence (lead byte and continuation bytes) or
+// one stray byte. Hidden from the parser; parser.cc reports it.
+ERROR_CHAR : [\u00C0-\u00FF] [\u0080-\u00BF]* -> channel(HIDDEN) ;
+ERROR_BYTE : . -> channel(HIDDEN) ;

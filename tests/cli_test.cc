@@ -1,0 +1,237 @@
+// The `vakt` CLI contract: commands, output formats and exit codes
+// (0 ok, 1 errors/failures, 2 usage), run as a real process.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Run {
+  int code;
+  std::string out;  // stdout and stderr together
+};
+
+Run Vakt(const std::string& args) {
+  std::string cmd = std::string(VAKT_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  Run r{-1, ""};
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int st = pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("vakt_cli_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string Write(const std::string& name, const std::string& text) {
+    fs::path p = dir_ / name;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p, std::ios::binary) << text;
+    return p.string();
+  }
+  fs::path dir_;
+};
+
+const char* kPolicy =
+    "api a \"/v1\" {\n"
+    "  route r GET \"/x/{id}\" {\n"
+    "    owner: require params.id == token.sub else deny 403 access_denied \"not yours\"\n"
+    "  }\n"
+    "}\n"
+    "test \"own\" {\n"
+    "  request {\"method\": \"GET\", \"path\": \"/v1/x/u1\"}\n"
+    "  claims {\"sub\": \"u1\"}\n"
+    "  expect allow\n"
+    "}\n";
+
+TEST_F(Cli, UsageErrorsExitTwo) {
+  EXPECT_EQ(Vakt("").code, 2);
+  EXPECT_EQ(Vakt("frobnicate").code, 2);
+  EXPECT_EQ(Vakt("check").code, 2);
+  EXPECT_EQ(Vakt("build x.vakt").code, 2);  // no -o
+  EXPECT_EQ(Vakt("check --bogus x.vakt").code, 2);
+  EXPECT_EQ(Vakt("eval x.vkb").code, 2);  // no --request
+  EXPECT_EQ(Vakt("build x.vakt -o").code, 2);
+  EXPECT_EQ(Vakt("check --budget abc x.vakt").code, 2);
+  EXPECT_EQ(Vakt("help").code, 0);
+  EXPECT_NE(Vakt("version").out.find("vakt "), std::string::npos);
+}
+
+TEST_F(Cli, CheckCleanAndBroken) {
+  std::string ok = Write("ok.vakt", kPolicy);
+  Run r = Vakt("check " + ok);
+  EXPECT_EQ(r.code, 0) << r.out;
+  std::string bad = Write("bad.vakt", "api a \"/v1\" {\n  route GET \"/x\" {\n    require a else deny 403\n    require b == 1 else deny 403\n  }\n}\n");
+  r = Vakt("check " + bad);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find(bad + ":3:13: error: unknown name `a`\n    require a else deny 403\n            ^\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find(bad + ":4:13: error: unknown name `b`"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2 errors"), std::string::npos) << r.out;
+  r = Vakt("check " + (dir_ / "missing.vakt").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("no such file or directory"), std::string::npos);
+}
+
+TEST_F(Cli, CheckDirectoryRecursive) {
+  Write("pol/a.vakt", "package p\nconst X = \"u1\"\n");
+  Write("pol/sub/b.vakt", "package p\napi a \"/v1\" { route GET \"/x\" { require token.sub == X else deny 403 } }\n");
+  Write("pol/readme.txt", "not a policy");
+  Run r = Vakt("check " + (dir_ / "pol").string());
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("2 files, 1 route"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, BuildWritesVerifiedBundleAndEvalDecides) {
+  std::string src = Write("p.vakt", kPolicy);
+  std::string out = (dir_ / "p.vkb").string();
+  Run r = Vakt("build " + src + " -o " + out);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("GET /v1/x/{id}"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1 routes"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("worst-case cost"), std::string::npos) << r.out;
+  ASSERT_TRUE(fs::exists(out));
+
+  // Reproducible: a second build is byte-identical.
+  std::string out2 = (dir_ / "p2.vkb").string();
+  ASSERT_EQ(Vakt("build --quiet " + src + " -o " + out2).code, 0);
+  std::ifstream a(out, std::ios::binary), b(out2, std::ios::binary);
+  std::stringstream sa, sb;
+  sa << a.rdbuf();
+  sb << b.rdbuf();
+  EXPECT_EQ(sa.str(), sb.str());
+
+  std::string req = Write("req.json", "{\"method\": \"GET\", \"path\": \"/v1/x/u1\"}");
+  std::string mine = Write("mine.json", "{\"sub\": \"u1\"}");
+  std::string other = Write("other.json", "{\"sub\": \"u2\"}");
+  r = Vakt("eval " + out + " --request " + req + " --claims " + mine);
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["decision"], "allow");
+  EXPECT_EQ(j["status"], 200);
+  EXPECT_EQ(j["route"], "a.r");
+
+  r = Vakt("eval " + out + " --request " + req + " --claims " + other);
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["decision"], "deny");
+  EXPECT_EQ(j["status"], 403);
+  EXPECT_EQ(j["error"], "access_denied");
+  EXPECT_EQ(j["error_description"], "not yours");
+  EXPECT_EQ(j["rule"], "a.r.owner");
+
+  // Sources work as well as a bundle.
+  r = Vakt("eval " + src + " --request " + req + " --claims " + mine);
+  EXPECT_EQ(nlohmann::json::parse(r.out)["decision"], "allow") << r.out;
+
+  // Unknown route: 404.
+  std::string req404 = Write("req404.json", "{\"method\": \"GET\", \"path\": \"/v2/x\"}");
+  r = Vakt("eval " + out + " --request " + req404);
+  j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["status"], 404);
+
+  // Malformed request JSON: a clear error, exit 1.
+  std::string badreq = Write("bad.json", "{\"method\": 1}");
+  r = Vakt("eval " + out + " --request " + badreq);
+  EXPECT_EQ(r.code, 1);
+}
+
+TEST_F(Cli, BrokenBundlesRefused) {
+  std::string src = Write("p.vakt", kPolicy);
+  std::string out = (dir_ / "p.vkb").string();
+  ASSERT_EQ(Vakt("build --quiet " + src + " -o " + out).code, 0);
+  std::ifstream in(out, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string bytes = ss.str();
+  std::string req = Write("req.json", "{\"method\": \"GET\", \"path\": \"/v1/x/u1\"}");
+  // Truncated.
+  std::string trunc = Write("trunc.vkb", bytes.substr(0, bytes.size() / 2));
+  Run r = Vakt("eval " + trunc + " --request " + req);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("corruption"), std::string::npos) << r.out;
+  // Flipped byte.
+  std::string flipped = bytes;
+  flipped[flipped.size() - 3] ^= 0x40;
+  r = Vakt("disasm " + Write("flip.vkb", flipped));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("checksum"), std::string::npos) << r.out;
+  // Newer format version.
+  std::string newer = bytes;
+  newer[8] = 99;
+  r = Vakt("disasm " + Write("newer.vkb", newer));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("newer"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, TestCommandReportsFailures) {
+  std::string dir = (dir_ / "t").string();
+  Write("t/p.vakt", kPolicy);
+  Run r = Vakt("test " + dir);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("1 passed, 0 failed\n"), std::string::npos) << r.out;
+  Write("t/more.vakt",
+        "test \"wrong\" {\n  request {\"method\": \"GET\", \"path\": \"/v1/x/u1\"}\n  claims {\"sub\": \"u2\"}\n"
+        "  expect allow\n}\n"
+        "test \"right deny\" {\n  request {\"method\": \"GET\", \"path\": \"/v1/x/u1\"}\n  claims {\"sub\": \"u2\"}\n"
+        "  expect deny 403 access_denied\n}\n"
+        "test \"wrong status\" {\n  request {\"method\": \"GET\", \"path\": \"/v1/x/u1\"}\n  claims {\"sub\": \"u2\"}\n"
+        "  expect deny 401\n}\n");
+  r = Vakt("test " + dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("test `wrong`: expected allow, got deny 403 access_denied (rule `a.r.owner`)"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("test `wrong status`: expected deny 401, got deny 403 access_denied"),
+            std::string::npos)
+      << r.out;
+  // The last line is the summary.
+  EXPECT_TRUE(r.out.ends_with("2 passed, 2 failed\n")) << r.out;
+}
+
+TEST_F(Cli, DisasmShowsRoutes) {
+  std::string src = Write("p.vakt", kPolicy);
+  Run r = Vakt("disasm " + src);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("REQUIRE"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("a.r.owner"), std::string::npos) << r.out;
+}
+
+TEST_F(Cli, FmtRewritesAndChecks) {
+  std::string p = Write("f.vakt", "api a \"/v1\"{\nroute GET \"/x\"{\nrequire  1==1 else deny 403 // keep me\n}\n}\n");
+  Run r = Vakt("fmt --check " + p);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("not formatted"), std::string::npos);
+  r = Vakt("fmt " + p);
+  EXPECT_EQ(r.code, 0) << r.out;
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  EXPECT_NE(ss.str().find("// keep me"), std::string::npos);
+  EXPECT_NE(ss.str().find("require 1 == 1 else deny 403"), std::string::npos) << ss.str();
+  r = Vakt("fmt --check " + p);
+  EXPECT_EQ(r.code, 0) << r.out;
+  std::string broken = Write("broken.vakt", "api a {");
+  r = Vakt("fmt " + broken);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("error:"), std::string::npos);
+}
+
+}  // namespace

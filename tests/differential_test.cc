@@ -1,0 +1,279 @@
+// Differential tests: random policies (as source text, so the whole
+// front end runs) and random requests are decided by the VM and by the
+// reference evaluator over the IR (compiler/interp.h); every decision must
+// agree on allow/deny, status, error and deciding rule. After re2's
+// tester.h, which checks every engine against the backtracker.
+//
+// Deterministic: fixed seeds; a failure prints the policy and request.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "bytecode/request_json.h"
+#include "bytecode/vm.h"
+#include "compiler/compile.h"
+#include "compiler/interp.h"
+
+namespace vakt::compiler {
+namespace {
+
+class Gen {
+ public:
+  explicit Gen(uint32_t seed) : rng_(seed) {}
+
+  int Pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng_); }
+  bool Coin(int percent = 50) { return Pick(100) < percent; }
+  template <typename T>
+  const T& One(const std::vector<T>& v) { return v[static_cast<size_t>(Pick(static_cast<int>(v.size())))]; }
+
+  const std::vector<std::string> kWords = {"a", "b", "ab", "GET", "x-y", "", "Admin", "p-1", "p-2", " sp "};
+  const std::vector<std::string> kHeaders = {"h0", "h1", "x-role"};
+  const std::vector<std::string> kQuery = {"q0", "q1"};
+  const std::vector<std::string> kRegexes = {"^a", "b$", "^[a-z]+$", "[0-9]", "^p-[0-9]$", "x|y"};
+
+  std::string Quote(const std::string& s) { return nlohmann::json(s).dump(); }
+
+  std::string Str(int d, const std::vector<std::string>& params) {
+    int k = Pick(d > 2 ? 5 : 12);
+    switch (k) {
+      case 0: case 1: return Quote(One(kWords));
+      case 2: return params.empty() ? Quote("p") : "params." + One(params);
+      case 3: return "token.s" + std::to_string(Pick(2));
+      case 4: return "request.method";
+      case 5: return "request.headers[\"" + One(kHeaders) + "\"]";
+      case 6: return "request.query." + One(kQuery);
+      case 7: return "lower(" + Str(d + 1, params) + ")";
+      case 8: return "upper(" + Str(d + 1, params) + ")";
+      case 9: return "trim(" + Str(d + 1, params) + ")";
+      case 10: return "(" + Str(d + 1, params) + " + " + Str(d + 1, params) + ")";
+      default: return "request.path";
+    }
+  }
+
+  std::string Int(int d, const std::vector<std::string>& params) {
+    int k = Pick(d > 2 ? 3 : 9);
+    switch (k) {
+      case 0: return std::to_string(Pick(7) - 2);
+      case 1: return "token.n" + std::to_string(Pick(2));
+      case 2: return "len(" + Str(d + 1, params) + ")";
+      case 3: return "(" + Int(d + 1, params) + " + " + Int(d + 1, params) + ")";
+      case 4: return "(" + Int(d + 1, params) + " - " + Int(d + 1, params) + ")";
+      case 5: return "(" + Int(d + 1, params) + " * " + Int(d + 1, params) + ")";
+      case 6: return "(" + Int(d + 1, params) + " / " + Int(d + 1, params) + ")";
+      case 7: return "(" + Int(d + 1, params) + " % " + Int(d + 1, params) + ")";
+      default: return "-" + Int(d + 1, params);
+    }
+  }
+
+  std::string Bool(int d, const std::vector<std::string>& params) {
+    int k = Pick(d > 2 ? 9 : 18);
+    switch (k) {
+      case 0: return Str(d + 1, params) + " == " + Str(d + 1, params);
+      case 1: return Str(d + 1, params) + " != " + Str(d + 1, params);
+      case 2: return Int(d + 1, params) + " < " + Int(d + 1, params);
+      case 3: return Int(d + 1, params) + " >= " + Int(d + 1, params);
+      case 4: return "has(request.headers[\"" + One(kHeaders) + "\"])";
+      case 5: return "has(token.s" + std::to_string(Pick(2)) + ")";
+      case 6: return Str(d + 1, params) + " in [" + Quote(One(kWords)) + ", " + Quote(One(kWords)) + "]";
+      case 7: return Str(d + 1, params) + " matches " + Quote(One(kRegexes));
+      case 8: return "token.flag";
+      case 9: return "(" + Bool(d + 1, params) + " && " + Bool(d + 1, params) + ")";
+      case 10: return "(" + Bool(d + 1, params) + " || " + Bool(d + 1, params) + ")";
+      case 11: return "!" + Bool(d + 1, params);
+      case 12: return "starts_with(" + Str(d + 1, params) + ", " + Str(d + 1, params) + ")";
+      case 13: return "contains(" + Str(d + 1, params) + ", " + Str(d + 1, params) + ")";
+      case 14: return Quote(One(kWords)) + " in split(" + Str(d + 1, params) + ", \"-\")";
+      case 15: return "token.tags == [" + Quote(One(kWords)) + "]";
+      case 16: return Str(d + 1, params) + " in token.tags";
+      default: return "now - token.iat < 5m";
+    }
+  }
+
+  struct Route {
+    std::string method;
+    std::vector<std::string> segs;  // "lit" or "{p}" / "{p:Shape}"
+    std::vector<std::string> params;
+  };
+
+  std::string Policy(std::vector<Route>* routes) {
+    std::ostringstream out;
+    out << "shape Small = r\"^[a-z0-9-]{1,4}$\"\n";
+    out << "claims {\n  s0: string\n  s1: string\n  n0: int\n  n1: int\n  flag: bool\n  tags: list<string>\n}\n";
+    if (Coin()) {
+      out << "profile common {\n  c: require " << Bool(0, {}) << " else deny 401 invalid_token \"c\"\n}\n";
+    } else {
+      out << "profile common {}\n";
+    }
+    out << "api t \"/t\" {\n";
+    if (Coin(30)) out << "  use common\n";
+    int nroutes = 1 + Pick(5);
+    const std::vector<std::string> lits = {"a", "b", "c"};
+    for (int i = 0; i < nroutes; ++i) {
+      Route r;
+      r.method = Coin(70) ? "GET" : "POST";
+      int nseg = 1 + Pick(3);
+      for (int s = 0; s < nseg; ++s) {
+        if (Coin(40)) {
+          std::string p = "p" + std::to_string(r.params.size());
+          r.params.push_back(p);
+          // One shape per trie position: parameters at a position share it.
+          r.segs.push_back("{" + p + (s == 1 ? ":Small" : "") + "}");
+        } else {
+          r.segs.push_back(One(lits));
+        }
+      }
+      std::string path;
+      for (const auto& s : r.segs) path += "/" + s;
+      std::string key = r.method + path;
+      for (auto& c : key) {
+        if (c == '{') c = '<';
+      }
+      bool dup = false;
+      for (const auto& o : *routes) {
+        if (o.method != r.method || o.segs.size() != r.segs.size()) continue;
+        bool same = true;
+        for (size_t k = 0; k < o.segs.size(); ++k) {
+          bool pa = o.segs[k][0] == '{', pb = r.segs[k][0] == '{';
+          same &= pa == pb && (pa || o.segs[k] == r.segs[k]);
+        }
+        dup |= same;
+      }
+      if (dup) continue;
+      out << "  route r" << i << " " << r.method << " \"" << path << "\" {\n";
+      if (Coin(30)) out << "    use common\n";
+      int nrules = Pick(4);
+      for (int k = 0; k < nrules; ++k) {
+        static const std::vector<std::string> denies = {"deny 403 access_denied \"no\"",
+                                                        "deny 401 invalid_token \"tok\"",
+                                                        "deny 400 invalid_request"};
+        if (Coin(80)) {
+          out << "    k" << k << ": require " << Bool(0, r.params) << " else " << One(denies) << "\n";
+        } else {
+          out << "    k" << k << ": " << One(denies) << " if " << Bool(0, r.params) << "\n";
+        }
+      }
+      out << "  }\n";
+      routes->push_back(r);
+    }
+    out << "}\n";
+    return out.str();
+  }
+
+  std::string Request(const std::vector<Route>& routes) {
+    nlohmann::json req;
+    req["method"] = Coin(80) ? "GET" : (Coin() ? "POST" : "DELETE");
+    std::string path = "/t";
+    if (!routes.empty() && Coin(85)) {
+      const Route& r = One(routes);
+      for (const auto& s : r.segs) {
+        if (s[0] == '{') {
+          static const std::vector<std::string> vals = {"a", "p-1", "b", "zzzzzz", "A", "x_y", "%41"};
+          path += "/" + One(vals);
+        } else {
+          path += "/" + (Coin(90) ? s : std::string("c"));
+        }
+      }
+      if (Coin(10)) path += "/";
+      if (Coin(5)) path = "/t//" + path.substr(3);
+    } else {
+      path += Coin() ? "/zz" : "/../x";
+    }
+    if (Coin(40)) {
+      path += "?" + One(kQuery) + "=" + One(std::vector<std::string>{"a", "b", "p-1", "%20x"});
+      if (Coin()) path += "&" + One(kQuery) + "=GET";
+    }
+    req["path"] = path;
+    nlohmann::json headers = nlohmann::json::object();
+    for (const auto& h : kHeaders) {
+      if (Coin(50)) {
+        std::string name = h;
+        if (Coin(30)) name[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(name[0])));
+        headers[name] = One(kWords);
+      }
+    }
+    req["headers"] = headers;
+    req["time"] = 1700000000;
+    return req.dump();
+  }
+
+  std::string Claims() {
+    nlohmann::json c = nlohmann::json::object();
+    if (Coin(80)) c["s0"] = One(kWords);
+    if (Coin(70)) c["s1"] = Coin(90) ? nlohmann::json(One(kWords)) : nlohmann::json(5);
+    if (Coin(80)) c["n0"] = Pick(5) - 1;
+    if (Coin(70)) c["n1"] = Coin(95) ? nlohmann::json(Pick(3)) : nlohmann::json(9223372036854775807LL);
+    if (Coin(70)) c["flag"] = Coin(90) ? nlohmann::json(Coin()) : nlohmann::json("yes");
+    if (Coin(70)) {
+      nlohmann::json tags = nlohmann::json::array();
+      for (int i = Pick(3); i > 0; --i) tags.push_back(One(kWords));
+      if (Coin(10)) tags.push_back(3);
+      c["tags"] = tags;
+    }
+    if (Coin(80)) c["iat"] = 1700000000 - Pick(600);
+    return c.dump();
+  }
+
+ private:
+  std::mt19937 rng_;
+};
+
+TEST(Differential, VmAgreesWithReferenceEvaluator) {
+  int policies = 0, decisions = 0, allows = 0, errors = 0;
+  for (uint32_t seed = 1; seed <= 300; ++seed) {
+    Gen g(seed);
+    std::vector<Gen::Route> routes;
+    std::string policy = g.Policy(&routes);
+    SourceSet s;
+    AddSource(s, "gen.vakt", policy);
+    dsl::Diagnostics d;
+    auto c = Compile(s, {}, d);
+    if (d.HasErrors()) {
+      // The generator only makes well-typed policies.
+      ADD_FAILURE() << "seed " << seed << " did not compile:\n" << d.Format() << "\n" << policy;
+      continue;
+    }
+    ++policies;
+    auto bundle = bytecode::Bundle::Load(c->bytes);
+    ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
+    bytecode::EvalScratch scratch;
+    for (int i = 0; i < 60; ++i) {
+      std::string req_json = g.Request(routes);
+      std::string claims_json = g.Claims();
+      auto req = bytecode::ParseRequestJson(req_json);
+      ASSERT_TRUE(req.ok()) << req_json;
+      bool with_claims = g.Coin(85);
+      std::unique_ptr<bytecode::JsonClaims> claims;
+      nlohmann::json cj = nlohmann::json::parse(claims_json);
+      if (with_claims) claims = std::move(bytecode::JsonClaims::Parse(claims_json)).value();
+      auto view = req->View();
+      bytecode::Decision vm = bytecode::DecideRequest(**bundle, view, claims.get(), scratch);
+      RefDecision ref = RefEvaluate(c->ir, view, with_claims ? &cj : nullptr, nullptr);
+      ++decisions;
+      allows += vm.allow;
+      errors += !ref.detail.empty();
+      bool same = vm.allow == ref.allow && vm.status == ref.status &&
+                  (vm.allow || (vm.rule == ref.rule && vm.error == ref.error));
+      if (!same) {
+        ADD_FAILURE() << "seed " << seed << " request " << i << "\npolicy:\n" << policy
+                      << "\nrequest: " << req_json << "\nclaims: " << (with_claims ? claims_json : "none")
+                      << "\nvm:  " << bytecode::DecisionToJson(vm) << "\nref: allow=" << ref.allow
+                      << " status=" << ref.status << " error=" << ref.error << " rule=" << ref.rule
+                      << " detail=" << ref.detail;
+        return;
+      }
+    }
+  }
+  // The generator must exercise both outcomes and the error path.
+  EXPECT_GE(policies, 290);
+  EXPECT_GT(allows, decisions / 20);
+  EXPECT_LT(allows, decisions - decisions / 20);
+  EXPECT_GT(errors, decisions / 50);
+  std::cout << policies << " policies, " << decisions << " decisions, " << allows << " allowed, "
+            << errors << " evaluation errors\n";
+}
+
+}  // namespace
+}  // namespace vakt::compiler

@@ -1,0 +1,3 @@
+// being written
+#include <gtest/gtest.h>
+TEST(Vm, Placeholder) {}
