@@ -55,7 +55,6 @@ constexpr size_t kReservedOffset = 56;
 // Record sizes on disk.
 constexpr size_t kStringEntrySize = 8;
 constexpr size_t kIntSize = 8;
-constexpr size_t kMetaSize = 4 + 4 + 32 + 4 + 4;
 constexpr size_t kRegexSize = 4;
 constexpr size_t kClaimPathSize = 8;
 constexpr size_t kClaimPartSize = 4;
@@ -93,18 +92,15 @@ uint64_t LoadU64(const char* p) {
 }
 
 void PutU8(std::string* out, uint8_t v) { out->push_back(static_cast<char>(v)); }
-void PutU16(std::string* out, uint16_t v) {
-  PutU8(out, static_cast<uint8_t>(v));
-  PutU8(out, static_cast<uint8_t>(v >> 8));
+template <typename T>
+void PutLE(std::string* out, T v) {
+  char buf[sizeof(T)];
+  for (size_t i = 0; i < sizeof(T); ++i) buf[i] = static_cast<char>(v >> (8 * i));
+  out->append(buf, sizeof(T));
 }
-void PutU32(std::string* out, uint32_t v) {
-  PutU16(out, static_cast<uint16_t>(v));
-  PutU16(out, static_cast<uint16_t>(v >> 16));
-}
-void PutU64(std::string* out, uint64_t v) {
-  PutU32(out, static_cast<uint32_t>(v));
-  PutU32(out, static_cast<uint32_t>(v >> 32));
-}
+void PutU16(std::string* out, uint16_t v) { PutLE(out, v); }
+void PutU32(std::string* out, uint32_t v) { PutLE(out, v); }
+void PutU64(std::string* out, uint64_t v) { PutLE(out, v); }
 
 // A bounds-checked cursor over one section's payload. Every read either
 // succeeds within the section or reports which section ran short.
@@ -148,6 +144,7 @@ class Reader {
   // Reads a u32 record count and checks that `count * record_size` bytes
   // remain, before the caller reserves anything for them.
   Status Count(size_t record_size, const char* what, uint32_t* n) {
+    VAKT_RETURN_IF_ERROR(Need(4, (std::string(what) + " count").c_str()));
     VAKT_RETURN_IF_ERROR(U32(what, n));
     uint64_t need = static_cast<uint64_t>(*n) * record_size;  // < 2^36: no overflow
     if (need > remaining()) {
@@ -510,6 +507,7 @@ std::string Serialize(const BundleData& d) {
     PutU32(&s_trie, v.route);
   }
 
+  s_code.reserve(4 + kInstrSize * d.code.size());
   PutU32(&s_code, static_cast<uint32_t>(d.code.size()));
   for (const Instr& v : d.code) {
     PutU8(&s_code, static_cast<uint8_t>(v.op));

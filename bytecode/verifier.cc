@@ -240,10 +240,11 @@ class Verifier {
                        ProgramKind kind, const std::string& where) const {
     const auto op = static_cast<uint8_t>(in.op);
     if (op >= kOpCount) return Corruption(where + "unknown opcode " + Num(op) + " at pc " + Num(pc));
-    const std::string at = where + "pc " + Num(pc) + ": " + OpName(in.op) + ": ";
+    // Built only when there is an error to report.
+    auto at = [&] { return where + "pc " + Num(pc) + ": " + OpName(in.op) + ": "; };
     bool uses_a = false, uses_b = false, uses_c = false;
     auto range = [&](const char* what, uint64_t v, uint64_t n, const char* unit) {
-      return Corruption(at + what + " " + Num(v) + " out of range (" + Num(n) + " " + unit + ")");
+      return Corruption(at() + what + " " + Num(v) + " out of range (" + Num(n) + " " + unit + ")");
     };
     auto source = [&](bool all) -> Status {
       uses_a = uses_c = true;
@@ -252,21 +253,21 @@ class Verifier {
       switch (src) {
         case Source::kResponseHeader:
           if (kind != ProgramKind::kResponse) {
-            return Corruption(at + "response header source in a request program");
+            return Corruption(at() + "response header source in a request program");
           }
           [[fallthrough]];
         case Source::kHeader:
         case Source::kQuery:
-          if (!StrOk(in.c)) return Corruption(at + "name " + StrRange(in.c));
+          if (!StrOk(in.c)) return Corruption(at() + "name " + StrRange(in.c));
           break;
         case Source::kClaim:
-          if (all) return Corruption(at + "claim source is not allowed");
+          if (all) return Corruption(at() + "claim source is not allowed");
           if (in.c >= d_.claim_paths.size()) {
             return range("claim path", in.c, d_.claim_paths.size(), "claim paths");
           }
           break;
         case Source::kParam:
-          if (all) return Corruption(at + "param source is not allowed");
+          if (all) return Corruption(at() + "param source is not allowed");
           if (in.c >= route.param_count) return range("param", in.c, route.param_count, "params");
           break;
       }
@@ -295,13 +296,13 @@ class Verifier {
         break;
       case Op::kPushBool:
         uses_a = true;
-        if (in.a > 1) return Corruption(at + "operand a = " + Num(in.a) + ", expected 0 or 1");
+        if (in.a > 1) return Corruption(at() + "operand a = " + Num(in.a) + ", expected 0 or 1");
         break;
       case Op::kPushInt: {
         uses_a = uses_c = true;
         auto t = static_cast<ValueType>(in.a);
         if (t != ValueType::kInt && t != ValueType::kDuration && t != ValueType::kTimestamp) {
-          return Corruption(at + "type " + Num(in.a) + " is not int, duration or timestamp");
+          return Corruption(at() + "type " + Num(in.a) + " is not int, duration or timestamp");
         }
         if (in.c >= d_.ints.size()) return range("int", in.c, d_.ints.size(), "ints");
         break;
@@ -309,7 +310,7 @@ class Verifier {
       case Op::kPushStr:
       case Op::kField:
         uses_c = true;
-        if (!StrOk(in.c)) return Corruption(at + StrRange(in.c));
+        if (!StrOk(in.c)) return Corruption(at() + StrRange(in.c));
         break;
       case Op::kLoadReq:
         uses_a = true;
@@ -317,7 +318,7 @@ class Verifier {
         break;
       case Op::kLoadResp:
         uses_a = true;
-        if (kind != ProgramKind::kResponse) return Corruption(at + "not allowed in a request program");
+        if (kind != ProgramKind::kResponse) return Corruption(at() + "not allowed in a request program");
         if (in.a >= kResponseFieldCount) {
           return range("response field", in.a, kResponseFieldCount, "fields");
         }
@@ -354,14 +355,14 @@ class Verifier {
         uses_a = uses_b = true;
         if (in.a >= kBuiltinCount) return range("builtin", in.a, kBuiltinCount, "builtins");
         if (in.b != kBuiltinArity[in.a]) {
-          return Corruption(at + "builtin " + Num(in.a) + " takes " + Num(kBuiltinArity[in.a]) +
+          return Corruption(at() + "builtin " + Num(in.a) + " takes " + Num(kBuiltinArity[in.a]) +
                             " arguments, not " + Num(in.b));
         }
         break;
       case Op::kMakeList:
         uses_c = true;
         if (in.c > kMaxStack) {
-          return Corruption(at + "count " + Num(in.c) + " exceeds the stack size " + Num(kMaxStack));
+          return Corruption(at() + "count " + Num(in.c) + " exceeds the stack size " + Num(kMaxStack));
         }
         break;
       case Op::kJump:
@@ -386,9 +387,9 @@ class Verifier {
         if (in.c >= d_.rules.size()) return range("rule", in.c, d_.rules.size(), "rules");
         break;
     }
-    if (!uses_a && in.a != 0) return Corruption(at + "unused operand a = " + Num(in.a) + " must be 0");
-    if (!uses_b && in.b != 0) return Corruption(at + "unused operand b = " + Num(in.b) + " must be 0");
-    if (!uses_c && in.c != 0) return Corruption(at + "unused operand c = " + Num(in.c) + " must be 0");
+    if (!uses_a && in.a != 0) return Corruption(at() + "unused operand a = " + Num(in.a) + " must be 0");
+    if (!uses_b && in.b != 0) return Corruption(at() + "unused operand b = " + Num(in.b) + " must be 0");
+    if (!uses_c && in.c != 0) return Corruption(at() + "unused operand c = " + Num(in.c) + " must be 0");
     return Status::Ok();
   }
 
@@ -529,8 +530,10 @@ class Verifier {
     const size_t n = d_.nodes.size();
     if (n == 0) return Corruption("trie has no nodes (node 0 is the root)");
     std::vector<uint8_t> parents(n, 0);
-    auto add_parent = [&](uint32_t node, uint32_t child, const std::string& what) -> Status {
+    // `edge` is the edge index, or kNone for the parameter child.
+    auto add_parent = [&](uint32_t node, uint32_t child, uint32_t edge) -> Status {
       if (child <= node || child >= n) {
+        std::string what = edge == kNone ? "param child" : "edge " + Num(edge) + " child";
         return Corruption("trie node " + Num(node) + ": " + what + " " + Num(child) +
                           (child <= node ? " is not after its parent"
                                          : " out of range (" + Num(n) + " nodes)"));
@@ -541,26 +544,26 @@ class Verifier {
     // Pass 1: ranges, edges and the tree shape.
     for (uint32_t i = 0; i < n; ++i) {
       const TrieNode& node = d_.nodes[i];
-      const std::string where = "trie node " + Num(i) + ": ";
+      auto where = [i] { return "trie node " + Num(i) + ": "; };
       if (uint64_t{node.first_edge} + node.edge_count > d_.edges.size()) {
-        return Corruption(where + "edges [" + Num(node.first_edge) + ", " +
+        return Corruption(where() + "edges [" + Num(node.first_edge) + ", " +
                           Num(uint64_t{node.first_edge} + node.edge_count) + ") out of range (" +
                           Num(d_.edges.size()) + " edges)");
       }
       if (uint64_t{node.first_method} + node.method_count > d_.methods.size()) {
-        return Corruption(where + "methods [" + Num(node.first_method) + ", " +
+        return Corruption(where() + "methods [" + Num(node.first_method) + ", " +
                           Num(uint64_t{node.first_method} + node.method_count) +
                           ") out of range (" + Num(d_.methods.size()) + " methods)");
       }
       if (node.param_child != kNone) {
-        VAKT_RETURN_IF_ERROR(add_parent(i, node.param_child, "param child"));
+        VAKT_RETURN_IF_ERROR(add_parent(i, node.param_child, kNone));
       }
       if (node.param_shape != kNone) {
         if (node.param_child == kNone) {
-          return Corruption(where + "param shape without a param child");
+          return Corruption(where() + "param shape without a param child");
         }
         if (node.param_shape >= d_.regexes.size()) {
-          return Corruption(where + "param shape regex " + Num(node.param_shape) +
+          return Corruption(where() + "param shape regex " + Num(node.param_shape) +
                             " out of range (" + Num(d_.regexes.size()) + " regexes)");
         }
       }
@@ -568,18 +571,18 @@ class Verifier {
       for (uint32_t k = 0; k < node.edge_count; ++k) {
         const uint32_t e = node.first_edge + k;
         const TrieEdge& edge = d_.edges[e];
-        if (!StrOk(edge.segment)) return Corruption(where + "edge " + Num(e) + ": segment " + StrRange(edge.segment));
+        if (!StrOk(edge.segment)) return Corruption(where() + "edge " + Num(e) + ": segment " + StrRange(edge.segment));
         std::string_view seg = d_.strings[edge.segment];
-        if (seg.empty()) return Corruption(where + "edge " + Num(e) + ": empty segment");
+        if (seg.empty()) return Corruption(where() + "edge " + Num(e) + ": empty segment");
         if (seg.find('/') != std::string_view::npos) {
-          return Corruption(where + "edge " + Num(e) + ": segment `" + Show(seg) + "` contains '/'");
+          return Corruption(where() + "edge " + Num(e) + ": segment `" + Show(seg) + "` contains '/'");
         }
         if (k > 0 && !(prev < seg)) {
-          return Corruption(where + "edges not strictly ascending: `" + Show(seg) +
+          return Corruption(where() + "edges not strictly ascending: `" + Show(seg) +
                             "` after `" + Show(prev) + "`");
         }
         prev = seg;
-        VAKT_RETURN_IF_ERROR(add_parent(i, edge.child, "edge " + Num(e) + " child"));
+        VAKT_RETURN_IF_ERROR(add_parent(i, edge.child, e));
       }
     }
     for (uint32_t i = 1; i < n; ++i) {
@@ -590,7 +593,7 @@ class Verifier {
     std::vector<uint8_t> route_seen(d_.routes.size(), 0);
     for (uint32_t i = 0; i < n; ++i) {
       const TrieNode& node = d_.nodes[i];
-      const std::string where = "trie node " + Num(i) + ": ";
+      auto where = [i] { return "trie node " + Num(i) + ": "; };
       for (uint32_t k = 0; k < node.edge_count; ++k) {
         param_depth[d_.edges[node.first_edge + k].child] = param_depth[i];
       }
@@ -599,20 +602,20 @@ class Verifier {
       for (uint32_t k = 0; k < node.method_count; ++k) {
         const uint32_t m = node.first_method + k;
         const TrieMethod& method = d_.methods[m];
-        if (!StrOk(method.method)) return Corruption(where + "method " + Num(m) + ": " + StrRange(method.method));
+        if (!StrOk(method.method)) return Corruption(where() + "method " + Num(m) + ": " + StrRange(method.method));
         std::string_view name = d_.strings[method.method];
         if (k > 0 && !(prev < name)) {
-          return Corruption(where + "methods not strictly ascending: `" + Show(name) +
+          return Corruption(where() + "methods not strictly ascending: `" + Show(name) +
                             "` after `" + Show(prev) + "`");
         }
         prev = name;
         if (method.route >= d_.routes.size()) {
-          return Corruption(where + "method " + Num(m) + ": route " + Num(method.route) +
+          return Corruption(where() + "method " + Num(m) + ": route " + Num(method.route) +
                             " out of range (" + Num(d_.routes.size()) + " routes)");
         }
         const RouteRecord& route = d_.routes[method.route];
         if (d_.strings[route.method] != name) {
-          return Corruption(where + "method `" + Show(name) + "` points at " +
+          return Corruption(where() + "method `" + Show(name) + "` points at " +
                             RouteName(method.route) + ", whose method is `" +
                             Show(d_.strings[route.method]) + "`");
         }
@@ -620,7 +623,7 @@ class Verifier {
           return Corruption(RouteName(method.route) + " appears in more than one trie method entry");
         }
         if (route.param_count != param_depth[i]) {
-          return Corruption(where + RouteName(method.route) + " has " + Num(route.param_count) +
+          return Corruption(where() + RouteName(method.route) + " has " + Num(route.param_count) +
                             " params, but the node is " + Num(param_depth[i]) +
                             " param segments deep");
         }

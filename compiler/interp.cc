@@ -348,9 +348,8 @@ class Interp {
     throw EvalError{"bad field"};
   }
 
-  static int64_t Checked(bool overflow, int64_t v) {
+  static void Check(bool overflow) {
     if (overflow) throw EvalError{"integer overflow"};
-    return v;
   }
 
   V Binary(Op op, const V& x, const V& y) {
@@ -376,14 +375,14 @@ class Interp {
       }
       case Op::kAdd:
         if (x.kind == K::kString) return Str(x.s + y.s);
-        r = Checked(__builtin_add_overflow(x.i, y.i, &r), r);
+        Check(__builtin_add_overflow(x.i, y.i, &r));
         return Int(x.kind == K::kTimestamp || y.kind == K::kTimestamp ? K::kTimestamp : x.kind, r);
       case Op::kSub:
-        r = Checked(__builtin_sub_overflow(x.i, y.i, &r), r);
+        Check(__builtin_sub_overflow(x.i, y.i, &r));
         if (x.kind == K::kTimestamp && y.kind == K::kTimestamp) return Int(K::kDuration, r);
         return Int(x.kind, r);
       case Op::kMul:
-        r = Checked(__builtin_mul_overflow(x.i, y.i, &r), r);
+        Check(__builtin_mul_overflow(x.i, y.i, &r));
         return Int(x.kind == K::kDuration || y.kind == K::kDuration ? K::kDuration : K::kInt, r);
       case Op::kDiv:
         if (y.i == 0) throw EvalError{"division by zero"};

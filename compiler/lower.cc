@@ -278,7 +278,9 @@ std::unique_ptr<IrExpr> Lowerer::LowerExpr(const ast::Expr& e, Env& env) {
       for (const auto& c : e.children) {
         if (!c) return Bad(e.loc);
         elems.push_back(LowerExpr(*c, env));
-        if (elems.back()->type.kind != ValueType::kJson) elem = elems.back()->type;
+        if (elem.kind == ValueType::kJson && elems.back()->type.kind != ValueType::kJson) {
+          elem = elems.back()->type;  // the first typed element decides
+        }
       }
       if (elem.kind == ValueType::kList) {
         Error(e.loc, "nested lists are not supported");

@@ -5,7 +5,7 @@
 // The language is newline-insensitive: every statement starts with a keyword
 // or `label:`, so no separators are needed. Expressions use one rule per
 // precedence level with loops instead of ANTLR left recursion, so a flat
-// chain `a || b || ...` never deepens the parse tree and comparisons are
+// chain `a || b || ...` never deepens the parse tree, and comparisons are
 // non-associative (`a == b == c` is a syntax error).
 //
 // The lexer runs over bytes, not code points (parser.cc feeds each byte as
@@ -54,7 +54,9 @@ type
 
 body    : '{' (statement | onResponse)* '}' ;
 apiBody : '{' (statement | onResponse | routeDecl)* '}' ;
-onResponse : ON RESPONSE '{' statement* '}' ;
+// Nested `on response` parses (so the error can say what is wrong) and is
+// refused by parser.cc, as is a second block in the same body.
+onResponse : ON RESPONSE '{' (statement | onResponse)* '}' ;
 
 statement
   : USE IDENT ('.' IDENT)?                       # useStmt
@@ -98,7 +100,7 @@ jsonValue
 expr    : orExpr ;
 orExpr  : andExpr (OR andExpr)* ;
 andExpr : cmpExpr (AND cmpExpr)* ;
-cmpExpr : addExpr (cmpOp addExpr)? ;
+cmpExpr : addExpr (cmpOp addExpr)? ;   // non-associative
 cmpOp   : EQ | NE | LT | LE | GT | GE | IN | MATCHES ;
 addExpr : mulExpr ((PLUS | MINUS) mulExpr)* ;
 mulExpr : unaryExpr ((STAR | SLASH | PERCENT) unaryExpr)* ;

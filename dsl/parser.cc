@@ -26,6 +26,7 @@
 #include "dsl/parser.h"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <climits>
 #include <cstdint>
@@ -167,6 +168,7 @@ class Reporter {
     Error(loc.line, loc.column, std::move(message));
   }
   bool full() const { return count_ >= kMaxErrors; }
+  void GiveUp() { overflow_ = true; }
   const SourceFile& src() const { return src_; }
 
   void Flush(Diagnostics& out) {
@@ -411,7 +413,48 @@ class Strategy : public antlr4::DefaultErrorStrategy {
     Report(p, p->getCurrentToken(), Expected(p));
   }
 
+  // Inside a statement, resynchronises at the next statement boundary
+  // instead of ANTLR's follow set: statements may start with a label (any
+  // name), so the follow set contains every name, and recovery would stop in
+  // the middle of the broken condition and report it again.
+  void recover(antlr4::Parser* p, std::exception_ptr e) override {
+    antlr4::TokenStream* in = p->getTokenStream();
+    const size_t start = in->index();
+    if (InStatement(p->getContext())) {
+      while (in->LA(1) != antlr4::Token::EOF && !AtStatementBoundary(in)) p->consume();
+    }
+    // No progress: ANTLR's recovery, which guarantees it.
+    if (in->index() == start) DefaultErrorStrategy::recover(p, e);
+  }
+
  private:
+  static bool InStatement(antlr4::RuleContext* ctx) {
+    for (; ctx; ctx = dynamic_cast<antlr4::RuleContext*>(ctx->parent)) {
+      if (dynamic_cast<VaktParser::StatementContext*>(ctx)) return true;
+    }
+    return false;
+  }
+
+  // Could the next token start a statement, or end the body?
+  static bool AtStatementBoundary(antlr4::TokenStream* in) {
+    switch (in->LA(1)) {
+      case VaktParser::LET:
+      case VaktParser::REQUIRE:
+      case VaktParser::ON:
+      case VaktParser::RBRACE:
+      case VaktParser::CONST:
+      case VaktParser::FN:
+        return true;
+      case VaktParser::USE:
+      case VaktParser::ROUTE:
+        return in->LA(2) != VaktParser::DOT;  // not a name in an expression
+      case VaktParser::DENY:
+        return in->LA(-1) != VaktParser::ELSE;  // not the clause of `require`
+      default:
+        return in->LA(2) == VaktParser::COLON;  // `label:`
+    }
+  }
+
   static antlr4::misc::IntervalSet Expected(antlr4::Parser* p) {
     try {
       return p->getExpectedTokens();
@@ -450,7 +493,10 @@ class ParserListener : public antlr4::BaseErrorListener {
                    const std::string& msg, std::exception_ptr) override {
     rep_.Error(static_cast<uint32_t>(line), static_cast<uint32_t>(pos + 1), msg);
     // Enough: stop instead of wading through pages of garbage.
-    if (rep_.full()) throw antlr4::ParseCancellationException();
+    if (rep_.full()) {
+      rep_.GiveUp();
+      throw antlr4::ParseCancellationException();
+    }
   }
 
  private:
@@ -999,7 +1045,13 @@ class Builder {
         }
         body.has_response = true;
         body.response_loc = Loc(o->getStart());
-        for (auto* s : o->statement()) BuildStatement(s, body.response);
+        for (antlr4::tree::ParseTree* inner : o->children) {
+          if (auto* s = dynamic_cast<VaktParser::StatementContext*>(inner)) {
+            BuildStatement(s, body.response);
+          } else if (auto* nested = dynamic_cast<VaktParser::OnResponseContext*>(inner)) {
+            rep_.Error(Loc(nested->getStart()), "`on response` blocks cannot be nested");
+          }
+        }
       } else if (auto* r = dynamic_cast<VaktParser::RouteDeclContext*>(child)) {
         if (routes) routes->push_back(BuildRoute(r));
       }
@@ -1180,7 +1232,11 @@ void Parse(const SourceFile& src, Reporter& rep, ast::File& file) {
   }
   Lexed lexed(src, rep);
   lexed.Run();
-  if (rep.full() || !lexed.CheckNesting()) return;
+  if (rep.full()) {
+    rep.GiveUp();
+    return;
+  }
+  if (!lexed.CheckNesting()) return;
 
   VaktParser parser(&lexed.tokens());
   ParserListener listener(rep);
@@ -1193,7 +1249,8 @@ void Parse(const SourceFile& src, Reporter& rep, ast::File& file) {
   } catch (const antlr4::ParseCancellationException&) {
     return;  // too many errors; already reported
   }
-  Builder builder(src, rep, lexed.tokens().getTokens(), lexed.bad());
+  const std::vector<antlr4::Token*> all = lexed.tokens().getTokens();  // a copy
+  Builder builder(src, rep, all, lexed.bad());
   builder.BuildFile(tree, file);
 }
 

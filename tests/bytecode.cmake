@@ -14,7 +14,7 @@ target_compile_options(bundle_fuzz_replay PRIVATE ${VAKT_WARNINGS})
 target_compile_definitions(bundle_fuzz_replay PRIVATE VAKT_FUZZ_REPLAY_MAIN=1)
 target_link_libraries(bundle_fuzz_replay PRIVATE vakt::bytecode)
 add_test(NAME bundle_fuzz_replay
-         COMMAND bundle_fuzz_replay ${VAKT_BC_TESTS}/fuzz/corpus/bundle 20000)
+         COMMAND bundle_fuzz_replay ${VAKT_BC_TESTS}/fuzz/corpus/bundle 100000)
 set_tests_properties(bundle_fuzz_replay PROPERTIES TIMEOUT 600)
 
 if(VAKT_FUZZ)

@@ -14,15 +14,15 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Run {
+struct RunResult {
   int code;
   std::string out;  // stdout and stderr together
 };
 
-Run Vakt(const std::string& args) {
+RunResult Vakt(const std::string& args) {
   std::string cmd = std::string(VAKT_BINARY) + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
-  Run r{-1, ""};
+  RunResult r{-1, ""};
   if (!p) return r;
   char buf[4096];
   size_t n;
@@ -76,12 +76,12 @@ TEST_F(Cli, UsageErrorsExitTwo) {
 
 TEST_F(Cli, CheckCleanAndBroken) {
   std::string ok = Write("ok.vakt", kPolicy);
-  Run r = Vakt("check " + ok);
+  RunResult r = Vakt("check " + ok);
   EXPECT_EQ(r.code, 0) << r.out;
   std::string bad = Write("bad.vakt", "api a \"/v1\" {\n  route GET \"/x\" {\n    require a else deny 403\n    require b == 1 else deny 403\n  }\n}\n");
   r = Vakt("check " + bad);
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.out.find(bad + ":3:13: error: unknown name `a`\n    require a else deny 403\n            ^\n"),
+  EXPECT_NE(r.out.find(bad + ":3:13: error: unknown name `a`\n      require a else deny 403\n              ^\n"),
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find(bad + ":4:13: error: unknown name `b`"), std::string::npos) << r.out;
@@ -95,7 +95,7 @@ TEST_F(Cli, CheckDirectoryRecursive) {
   Write("pol/a.vakt", "package p\nconst X = \"u1\"\n");
   Write("pol/sub/b.vakt", "package p\napi a \"/v1\" { route GET \"/x\" { require token.sub == X else deny 403 } }\n");
   Write("pol/readme.txt", "not a policy");
-  Run r = Vakt("check " + (dir_ / "pol").string());
+  RunResult r = Vakt("check " + (dir_ / "pol").string());
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("2 files, 1 route"), std::string::npos) << r.out;
 }
@@ -103,7 +103,7 @@ TEST_F(Cli, CheckDirectoryRecursive) {
 TEST_F(Cli, BuildWritesVerifiedBundleAndEvalDecides) {
   std::string src = Write("p.vakt", kPolicy);
   std::string out = (dir_ / "p.vkb").string();
-  Run r = Vakt("build " + src + " -o " + out);
+  RunResult r = Vakt("build " + src + " -o " + out);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("GET /v1/x/{id}"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("1 routes"), std::string::npos) << r.out;
@@ -164,7 +164,7 @@ TEST_F(Cli, BrokenBundlesRefused) {
   std::string req = Write("req.json", "{\"method\": \"GET\", \"path\": \"/v1/x/u1\"}");
   // Truncated.
   std::string trunc = Write("trunc.vkb", bytes.substr(0, bytes.size() / 2));
-  Run r = Vakt("eval " + trunc + " --request " + req);
+  RunResult r = Vakt("eval " + trunc + " --request " + req);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("corruption"), std::string::npos) << r.out;
   // Flipped byte.
@@ -184,7 +184,7 @@ TEST_F(Cli, BrokenBundlesRefused) {
 TEST_F(Cli, TestCommandReportsFailures) {
   std::string dir = (dir_ / "t").string();
   Write("t/p.vakt", kPolicy);
-  Run r = Vakt("test " + dir);
+  RunResult r = Vakt("test " + dir);
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("1 passed, 0 failed\n"), std::string::npos) << r.out;
   Write("t/more.vakt",
@@ -208,7 +208,7 @@ TEST_F(Cli, TestCommandReportsFailures) {
 
 TEST_F(Cli, DisasmShowsRoutes) {
   std::string src = Write("p.vakt", kPolicy);
-  Run r = Vakt("disasm " + src);
+  RunResult r = Vakt("disasm " + src);
   EXPECT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("REQUIRE"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("a.r.owner"), std::string::npos) << r.out;
@@ -216,7 +216,7 @@ TEST_F(Cli, DisasmShowsRoutes) {
 
 TEST_F(Cli, FmtRewritesAndChecks) {
   std::string p = Write("f.vakt", "api a \"/v1\"{\nroute GET \"/x\"{\nrequire  1==1 else deny 403 // keep me\n}\n}\n");
-  Run r = Vakt("fmt --check " + p);
+  RunResult r = Vakt("fmt --check " + p);
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("not formatted"), std::string::npos);
   r = Vakt("fmt " + p);

@@ -165,16 +165,19 @@ TEST(Compiler, BudgetExceeded) {
   EXPECT_TRUE(ok.ok) << ok.diags;
   Out o = Build({{"p.vakt", InRoute(rules)}}, 100);
   EXPECT_FALSE(o.ok);
-  EXPECT_NE(o.diags.find("route `a.r` costs 201 instructions in the worst case, over the budget of 100"),
+  EXPECT_NE(o.diags.find("route `a.r` costs 251 instructions in the worst case, over the budget of 100"),
             std::string::npos)
       << o.diags;
 }
 
 TEST(Compiler, StackTooDeep) {
-  std::string e = "1";
-  for (int i = 0; i < 70; ++i) e = "(1 + " + e + ")";
-  // Right-nested additions need one slot per level.
-  ExpectError(InRoute("require " + e + " == 1 else deny 403"), "stack slots");
+  // Source nesting is bounded by the parser; inlining can still build an
+  // expression deeper than the VM stack, and that is a compile error.
+  std::string fns = "fn g0(x: int) -> int { x }\n";
+  for (int i = 1; i <= 30; ++i) {
+    fns += "fn g" + std::to_string(i) + "(x: int) -> int { 1 + (2 + (3 + g" + std::to_string(i - 1) + "(x))) }\n";
+  }
+  ExpectError(fns + InRoute("require g30(1) == 1 else deny 403"), "stack slots; the VM has 64");
 }
 
 TEST(Compiler, EveryErrorReportedAtOnce) {
@@ -195,7 +198,6 @@ TEST(Compiler, PackagesAndImports) {
   EXPECT_EQ(o.c->ir.routes[0].request_rules[0].id, "admins#1");
   EXPECT_EQ(o.c->ir.routes[0].request_rules[1].id, "a.get_x#1");
   // A package's names are not visible without an import.
-  ExpectError("package lib\nconst X = 1\n", "");  // fine alone
   Out bad = Build({{"lib.vakt", "package lib\nconst X = 1\n"},
                    {"main.vakt", "package app\napi a \"/v1\" { route GET \"/x\" { require X == 1 else deny 403 } }\n"}});
   EXPECT_FALSE(bad.ok);
