@@ -32,10 +32,10 @@
 namespace vakt::bytecode {
 namespace {
 
-#define VAKT_RETURN_IF_ERROR(expr)  \
-  do {                              \
-    Status vakt_status_ = (expr);   \
-    if (!vakt_status_.ok()) return vakt_status_; \
+#define VAKT_BC_RETURN_IF_ERROR(expr)                  \
+  do {                                                 \
+    Status vakt_bc_status_ = (expr);                   \
+    if (!vakt_bc_status_.ok()) return vakt_bc_status_; \
   } while (0)
 
 constexpr size_t kDirectorySize = kSectionCount * kDirEntrySize;
@@ -70,9 +70,9 @@ constexpr size_t kInstrSize = 8;
 constexpr int64_t kRegexMaxMem = 8 << 20;
 
 const char* SectionName(uint32_t id) {
-  static constexpr const char* kNames[] = {"?",           "strings", "ints",   "meta",
-                                           "regexes",     "claim_paths", "rules", "routes",
-                                           "params",      "trie",    "code"};
+  static constexpr const char* kNames[] = {"?",       "strings",     "ints",  "meta",
+                                           "regexes", "claim_paths", "rules", "routes",
+                                           "params",  "trie",        "code"};
   return id <= kSectionCount ? kNames[id] : "?";
 }
 
@@ -112,25 +112,25 @@ class Reader {
   std::string Where() const { return std::string("section `") + SectionName(section_) + "`: "; }
 
   Status U16(const char* what, uint16_t* v) {
-    VAKT_RETURN_IF_ERROR(Need(2, what));
+    VAKT_BC_RETURN_IF_ERROR(Need(2, what));
     *v = LoadU16(data_.data() + pos_);
     pos_ += 2;
     return Status::Ok();
   }
   Status U32(const char* what, uint32_t* v) {
-    VAKT_RETURN_IF_ERROR(Need(4, what));
+    VAKT_BC_RETURN_IF_ERROR(Need(4, what));
     *v = LoadU32(data_.data() + pos_);
     pos_ += 4;
     return Status::Ok();
   }
   Status I64(const char* what, int64_t* v) {
-    VAKT_RETURN_IF_ERROR(Need(8, what));
+    VAKT_BC_RETURN_IF_ERROR(Need(8, what));
     *v = static_cast<int64_t>(LoadU64(data_.data() + pos_));
     pos_ += 8;
     return Status::Ok();
   }
   Status Bytes(size_t n, const char* what, std::string_view* v) {
-    VAKT_RETURN_IF_ERROR(Need(n, what));
+    VAKT_BC_RETURN_IF_ERROR(Need(n, what));
     *v = data_.substr(pos_, n);
     pos_ += n;
     return Status::Ok();
@@ -144,8 +144,8 @@ class Reader {
   // Reads a u32 record count and checks that `count * record_size` bytes
   // remain, before the caller reserves anything for them.
   Status Count(size_t record_size, const char* what, uint32_t* n) {
-    VAKT_RETURN_IF_ERROR(Need(4, (std::string(what) + " count").c_str()));
-    VAKT_RETURN_IF_ERROR(U32(what, n));
+    VAKT_BC_RETURN_IF_ERROR(Need(4, (std::string(what) + " count").c_str()));
+    VAKT_BC_RETURN_IF_ERROR(U32(what, n));
     uint64_t need = static_cast<uint64_t>(*n) * record_size;  // < 2^36: no overflow
     if (need > remaining()) {
       return Corruption(Where() + what + " count " + std::to_string(*n) + " needs " +
@@ -179,11 +179,11 @@ class Reader {
 
 Status ReadStrings(Reader& r, BundleData* d) {
   uint32_t n;
-  VAKT_RETURN_IF_ERROR(r.Count(kStringEntrySize, "string", &n));
+  VAKT_BC_RETURN_IF_ERROR(r.Count(kStringEntrySize, "string", &n));
   std::vector<std::pair<uint32_t, uint32_t>> table(n);
   for (auto& [offset, length] : table) {
-    VAKT_RETURN_IF_ERROR(r.U32("string offset", &offset));
-    VAKT_RETURN_IF_ERROR(r.U32("string length", &length));
+    VAKT_BC_RETURN_IF_ERROR(r.U32("string offset", &offset));
+    VAKT_BC_RETURN_IF_ERROR(r.U32("string length", &length));
   }
   std::string_view blob = r.Rest();
   uint64_t expected = 0;
@@ -215,21 +215,21 @@ Status ReadStrings(Reader& r, BundleData* d) {
 
 Status ReadInts(Reader& r, BundleData* d) {
   uint32_t n;
-  VAKT_RETURN_IF_ERROR(r.Count(kIntSize, "int", &n));
+  VAKT_BC_RETURN_IF_ERROR(r.Count(kIntSize, "int", &n));
   d->ints.resize(n);
-  for (int64_t& v : d->ints) VAKT_RETURN_IF_ERROR(r.I64("int", &v));
+  for (int64_t& v : d->ints) VAKT_BC_RETURN_IF_ERROR(r.I64("int", &v));
   return r.Finish();
 }
 
 Status ReadMeta(Reader& r, BundleData* d, uint32_t* route_count) {
   uint32_t name, compiler;
   std::string_view digest;
-  VAKT_RETURN_IF_ERROR(r.U32("name", &name));
-  VAKT_RETURN_IF_ERROR(r.U32("compiler version", &compiler));
-  VAKT_RETURN_IF_ERROR(r.Bytes(32, "source digest", &digest));
-  VAKT_RETURN_IF_ERROR(r.U32("route count", route_count));
-  VAKT_RETURN_IF_ERROR(r.U32("max route cost", &d->max_route_cost));
-  VAKT_RETURN_IF_ERROR(r.Finish());
+  VAKT_BC_RETURN_IF_ERROR(r.U32("name", &name));
+  VAKT_BC_RETURN_IF_ERROR(r.U32("compiler version", &compiler));
+  VAKT_BC_RETURN_IF_ERROR(r.Bytes(32, "source digest", &digest));
+  VAKT_BC_RETURN_IF_ERROR(r.U32("route count", route_count));
+  VAKT_BC_RETURN_IF_ERROR(r.U32("max route cost", &d->max_route_cost));
+  VAKT_BC_RETURN_IF_ERROR(r.Finish());
   auto check = [&](const char* what, uint32_t i) {
     if (i >= d->strings.size()) {
       return Corruption(r.Where() + what + " string " + std::to_string(i) + " out of range (" +
@@ -237,8 +237,8 @@ Status ReadMeta(Reader& r, BundleData* d, uint32_t* route_count) {
     }
     return Status::Ok();
   };
-  VAKT_RETURN_IF_ERROR(check("name", name));
-  VAKT_RETURN_IF_ERROR(check("compiler version", compiler));
+  VAKT_BC_RETURN_IF_ERROR(check("name", name));
+  VAKT_BC_RETURN_IF_ERROR(check("compiler version", compiler));
   d->name = d->strings[name];
   d->compiler_version = d->strings[compiler];
   std::memcpy(d->source_digest.data(), digest.data(), 32);
@@ -247,25 +247,25 @@ Status ReadMeta(Reader& r, BundleData* d, uint32_t* route_count) {
 
 Status ReadRegexes(Reader& r, BundleData* d) {
   uint32_t n;
-  VAKT_RETURN_IF_ERROR(r.Count(kRegexSize, "regex", &n));
+  VAKT_BC_RETURN_IF_ERROR(r.Count(kRegexSize, "regex", &n));
   d->regexes.resize(n);
-  for (uint32_t& v : d->regexes) VAKT_RETURN_IF_ERROR(r.U32("regex", &v));
+  for (uint32_t& v : d->regexes) VAKT_BC_RETURN_IF_ERROR(r.U32("regex", &v));
   return r.Finish();
 }
 
 Status ReadClaimPaths(Reader& r, BundleData* d) {
   uint32_t n;
-  VAKT_RETURN_IF_ERROR(r.Count(kClaimPathSize, "claim path", &n));
+  VAKT_BC_RETURN_IF_ERROR(r.Count(kClaimPathSize, "claim path", &n));
   std::vector<std::pair<uint32_t, uint32_t>> table(n);
   for (auto& [first, count] : table) {
-    VAKT_RETURN_IF_ERROR(r.U32("claim path first part", &first));
-    VAKT_RETURN_IF_ERROR(r.U32("claim path part count", &count));
+    VAKT_BC_RETURN_IF_ERROR(r.U32("claim path first part", &first));
+    VAKT_BC_RETURN_IF_ERROR(r.U32("claim path part count", &count));
   }
   uint32_t m;
-  VAKT_RETURN_IF_ERROR(r.Count(kClaimPartSize, "claim part", &m));
+  VAKT_BC_RETURN_IF_ERROR(r.Count(kClaimPartSize, "claim part", &m));
   std::vector<uint32_t> parts(m);
-  for (uint32_t& v : parts) VAKT_RETURN_IF_ERROR(r.U32("claim part", &v));
-  VAKT_RETURN_IF_ERROR(r.Finish());
+  for (uint32_t& v : parts) VAKT_BC_RETURN_IF_ERROR(r.U32("claim part", &v));
+  VAKT_BC_RETURN_IF_ERROR(r.Finish());
   uint64_t expected = 0;
   for (uint32_t i = 0; i < n; ++i) {
     uint64_t first = table[i].first;
@@ -295,27 +295,27 @@ Status ReadClaimPaths(Reader& r, BundleData* d) {
 
 Status ReadRules(Reader& r, BundleData* d) {
   uint32_t n;
-  VAKT_RETURN_IF_ERROR(r.Count(kRuleSize, "rule", &n));
+  VAKT_BC_RETURN_IF_ERROR(r.Count(kRuleSize, "rule", &n));
   d->rules.resize(n);
   for (RuleRecord& v : d->rules) {
-    VAKT_RETURN_IF_ERROR(r.U32("rule id", &v.id));
-    VAKT_RETURN_IF_ERROR(r.U32("rule error", &v.error));
-    VAKT_RETURN_IF_ERROR(r.U32("rule message", &v.message));
-    VAKT_RETURN_IF_ERROR(r.U16("rule status", &v.status));
-    VAKT_RETURN_IF_ERROR(r.U16("rule flags", &v.flags));
+    VAKT_BC_RETURN_IF_ERROR(r.U32("rule id", &v.id));
+    VAKT_BC_RETURN_IF_ERROR(r.U32("rule error", &v.error));
+    VAKT_BC_RETURN_IF_ERROR(r.U32("rule message", &v.message));
+    VAKT_BC_RETURN_IF_ERROR(r.U16("rule status", &v.status));
+    VAKT_BC_RETURN_IF_ERROR(r.U16("rule flags", &v.flags));
   }
   return r.Finish();
 }
 
 Status ReadRoutes(Reader& r, BundleData* d) {
   uint32_t n;
-  VAKT_RETURN_IF_ERROR(r.Count(kRouteSize, "route", &n));
+  VAKT_BC_RETURN_IF_ERROR(r.Count(kRouteSize, "route", &n));
   d->routes.resize(n);
   for (RouteRecord& v : d->routes) {
-    for (uint32_t* f : {&v.name, &v.method, &v.path_template, &v.first_param, &v.param_count,
-                        &v.request_code, &v.request_len, &v.response_code, &v.response_len,
-                        &v.cost}) {
-      VAKT_RETURN_IF_ERROR(r.U32("route field", f));
+    for (uint32_t* f :
+         {&v.name, &v.method, &v.path_template, &v.first_param, &v.param_count, &v.request_code,
+          &v.request_len, &v.response_code, &v.response_len, &v.cost}) {
+      VAKT_BC_RETURN_IF_ERROR(r.U32("route field", f));
     }
   }
   return r.Finish();
@@ -323,47 +323,47 @@ Status ReadRoutes(Reader& r, BundleData* d) {
 
 Status ReadParams(Reader& r, BundleData* d) {
   uint32_t n;
-  VAKT_RETURN_IF_ERROR(r.Count(kParamSize, "param", &n));
+  VAKT_BC_RETURN_IF_ERROR(r.Count(kParamSize, "param", &n));
   d->params.resize(n);
   for (ParamRecord& v : d->params) {
-    VAKT_RETURN_IF_ERROR(r.U32("param name", &v.name));
-    VAKT_RETURN_IF_ERROR(r.U32("param shape", &v.shape));
+    VAKT_BC_RETURN_IF_ERROR(r.U32("param name", &v.name));
+    VAKT_BC_RETURN_IF_ERROR(r.U32("param shape", &v.shape));
   }
   return r.Finish();
 }
 
 Status ReadTrie(Reader& r, BundleData* d) {
   uint32_t n;
-  VAKT_RETURN_IF_ERROR(r.Count(kNodeSize, "node", &n));
+  VAKT_BC_RETURN_IF_ERROR(r.Count(kNodeSize, "node", &n));
   d->nodes.resize(n);
   for (TrieNode& v : d->nodes) {
     for (uint32_t* f : {&v.first_edge, &v.edge_count, &v.param_child, &v.param_shape,
                         &v.first_method, &v.method_count}) {
-      VAKT_RETURN_IF_ERROR(r.U32("node field", f));
+      VAKT_BC_RETURN_IF_ERROR(r.U32("node field", f));
     }
   }
-  VAKT_RETURN_IF_ERROR(r.Count(kEdgeSize, "edge", &n));
+  VAKT_BC_RETURN_IF_ERROR(r.Count(kEdgeSize, "edge", &n));
   d->edges.resize(n);
   for (TrieEdge& v : d->edges) {
-    VAKT_RETURN_IF_ERROR(r.U32("edge segment", &v.segment));
-    VAKT_RETURN_IF_ERROR(r.U32("edge child", &v.child));
+    VAKT_BC_RETURN_IF_ERROR(r.U32("edge segment", &v.segment));
+    VAKT_BC_RETURN_IF_ERROR(r.U32("edge child", &v.child));
   }
-  VAKT_RETURN_IF_ERROR(r.Count(kMethodSize, "method", &n));
+  VAKT_BC_RETURN_IF_ERROR(r.Count(kMethodSize, "method", &n));
   d->methods.resize(n);
   for (TrieMethod& v : d->methods) {
-    VAKT_RETURN_IF_ERROR(r.U32("method string", &v.method));
-    VAKT_RETURN_IF_ERROR(r.U32("method route", &v.route));
+    VAKT_BC_RETURN_IF_ERROR(r.U32("method string", &v.method));
+    VAKT_BC_RETURN_IF_ERROR(r.U32("method route", &v.route));
   }
   return r.Finish();
 }
 
 Status ReadCode(Reader& r, BundleData* d) {
   uint32_t n;
-  VAKT_RETURN_IF_ERROR(r.Count(kInstrSize, "instruction", &n));
+  VAKT_BC_RETURN_IF_ERROR(r.Count(kInstrSize, "instruction", &n));
   d->code.resize(n);
   for (Instr& v : d->code) {
     std::string_view bytes;
-    VAKT_RETURN_IF_ERROR(r.Bytes(kInstrSize, "instruction", &bytes));
+    VAKT_BC_RETURN_IF_ERROR(r.Bytes(kInstrSize, "instruction", &bytes));
     // Any byte is a valid Op value (the enum has a fixed underlying type);
     // unknown opcodes are the verifier's to refuse.
     v.op = static_cast<Op>(static_cast<uint8_t>(bytes[0]));
@@ -614,7 +614,8 @@ Result<BundleData> Parse(std::string_view bytes) {
     uint32_t id = LoadU32(e);
     uint64_t offset = LoadU32(e + 4);
     uint64_t length = LoadU32(e + 8);
-    std::string where = "directory entry " + std::to_string(i) + " (`" + SectionName(i + 1) + "`): ";
+    std::string where =
+        "directory entry " + std::to_string(i) + " (`" + SectionName(i + 1) + "`): ";
     if (id != i + 1) {
       return Corruption(where + "section id " + std::to_string(id) + ", expected " +
                         std::to_string(i + 1));
@@ -658,31 +659,31 @@ Result<BundleData> Parse(std::string_view bytes) {
   };
   {
     Reader r = reader(SectionId::kStrings);
-    VAKT_RETURN_IF_ERROR(ReadStrings(r, &d));
+    VAKT_BC_RETURN_IF_ERROR(ReadStrings(r, &d));
   }
   {
     Reader r = reader(SectionId::kInts);
-    VAKT_RETURN_IF_ERROR(ReadInts(r, &d));
+    VAKT_BC_RETURN_IF_ERROR(ReadInts(r, &d));
   }
   {
     Reader r = reader(SectionId::kMeta);
-    VAKT_RETURN_IF_ERROR(ReadMeta(r, &d, &route_count));
+    VAKT_BC_RETURN_IF_ERROR(ReadMeta(r, &d, &route_count));
   }
   {
     Reader r = reader(SectionId::kRegexes);
-    VAKT_RETURN_IF_ERROR(ReadRegexes(r, &d));
+    VAKT_BC_RETURN_IF_ERROR(ReadRegexes(r, &d));
   }
   {
     Reader r = reader(SectionId::kClaimPaths);
-    VAKT_RETURN_IF_ERROR(ReadClaimPaths(r, &d));
+    VAKT_BC_RETURN_IF_ERROR(ReadClaimPaths(r, &d));
   }
   {
     Reader r = reader(SectionId::kRules);
-    VAKT_RETURN_IF_ERROR(ReadRules(r, &d));
+    VAKT_BC_RETURN_IF_ERROR(ReadRules(r, &d));
   }
   {
     Reader r = reader(SectionId::kRoutes);
-    VAKT_RETURN_IF_ERROR(ReadRoutes(r, &d));
+    VAKT_BC_RETURN_IF_ERROR(ReadRoutes(r, &d));
   }
   if (route_count != d.routes.size()) {
     return Corruption("section `meta`: route count " + std::to_string(route_count) +
@@ -690,15 +691,15 @@ Result<BundleData> Parse(std::string_view bytes) {
   }
   {
     Reader r = reader(SectionId::kParams);
-    VAKT_RETURN_IF_ERROR(ReadParams(r, &d));
+    VAKT_BC_RETURN_IF_ERROR(ReadParams(r, &d));
   }
   {
     Reader r = reader(SectionId::kTrie);
-    VAKT_RETURN_IF_ERROR(ReadTrie(r, &d));
+    VAKT_BC_RETURN_IF_ERROR(ReadTrie(r, &d));
   }
   {
     Reader r = reader(SectionId::kCode);
-    VAKT_RETURN_IF_ERROR(ReadCode(r, &d));
+    VAKT_BC_RETURN_IF_ERROR(ReadCode(r, &d));
   }
   return d;
 }
@@ -714,7 +715,7 @@ size_t Bundle::EdgeKeyHash::operator()(const EdgeKey& k) const {
 Result<std::shared_ptr<const Bundle>> Bundle::Load(std::string_view bytes) {
   Result<BundleData> parsed = Parse(bytes);
   if (!parsed.ok()) return parsed.status();
-  VAKT_RETURN_IF_ERROR(Verify(*parsed));
+  VAKT_BC_RETURN_IF_ERROR(Verify(*parsed));
 
   std::shared_ptr<Bundle> b(new Bundle());
   b->data_ = std::move(parsed).value();
@@ -729,8 +730,8 @@ Result<std::shared_ptr<const Bundle>> Bundle::Load(std::string_view bytes) {
     auto re = std::make_unique<RE2>(re2::StringPiece(pattern.data(), pattern.size()), options);
     if (!re->ok()) {
       std::string shown = pattern.size() > 200 ? pattern.substr(0, 200) + "..." : pattern;
-      return Corruption("regex " + std::to_string(i) + " (`" + shown + "`) does not compile: " +
-                        re->error());
+      return Corruption("regex " + std::to_string(i) + " (`" + shown +
+                        "`) does not compile: " + re->error());
     }
     b->regexes_.push_back(std::move(re));
   }
@@ -759,3 +760,5 @@ uint32_t Bundle::FindEdge(uint32_t node, std::string_view segment) const {
 }
 
 }  // namespace vakt::bytecode
+
+#undef VAKT_BC_RETURN_IF_ERROR

@@ -23,6 +23,9 @@ class RE2;
 namespace vakt::bytecode {
 
 struct BundleData {
+  // Stored as string-table entries: Serialize() appends them to the written
+  // table if `strings` does not already hold them (intern them first for
+  // Parse(Serialize(d)) to give back exactly `d`).
   std::string name;
   std::string compiler_version;
   std::array<uint8_t, 32> source_digest{};

@@ -59,9 +59,15 @@ std::string Escape(std::string_view s, bool quoted) {
   for (char ch : s) {
     auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (quoted && (c == '"' || c == '\\')) {
           out.push_back('\\');
@@ -88,9 +94,9 @@ const char* ValueTypeName(uint32_t t) {
   return t < kValueTypeCount ? kNames[t] : "?";
 }
 const char* RequestFieldName(uint32_t f) {
-  static constexpr const char* kNames[] = {"method",     "path",        "body",
-                                           "tls_version", "tls_cipher", "tls_cert_thumbprint",
-                                           "time",       "query_string", "route"};
+  static constexpr const char* kNames[] = {"method",      "path",         "body",
+                                           "tls_version", "tls_cipher",   "tls_cert_thumbprint",
+                                           "time",        "query_string", "route"};
   return f < kRequestFieldCount ? kNames[f] : "?";
 }
 const char* ResponseFieldName(uint32_t f) {
@@ -181,7 +187,8 @@ class Disassembler {
       out_ += "\n";
     }
     Program("request", route, route.request_code, route.request_len);
-    if (route.response_len != 0) Program("response", route, route.response_code, route.response_len);
+    if (route.response_len != 0)
+      Program("response", route, route.response_code, route.response_len);
   }
 
   void Program(const char* label, const RouteRecord& route, uint32_t start, uint32_t len) {
@@ -213,17 +220,27 @@ class Disassembler {
       }
     };
     switch (in.op) {
-      case Op::kPushBool: operands = in.a ? "true" : "false"; break;
+      case Op::kPushBool:
+        operands = in.a ? "true" : "false";
+        break;
       case Op::kPushInt:
-        operands = std::string(ValueTypeName(in.a)) + " " +
-                   (in.c < d_.ints.size() ? std::to_string(d_.ints[in.c])
-                                          : "<bad int " + Num(in.c) + ">");
+        operands =
+            std::string(ValueTypeName(in.a)) + " " +
+            (in.c < d_.ints.size() ? std::to_string(d_.ints[in.c]) : "<bad int " + Num(in.c) + ">");
         break;
       case Op::kPushStr:
-      case Op::kField: operands = Str(in.c); break;
-      case Op::kLoadReq: operands = RequestFieldName(in.a); break;
-      case Op::kLoadResp: operands = ResponseFieldName(in.a); break;
-      case Op::kLoadParam: operands = Param(route, in.c); break;
+      case Op::kField:
+        operands = Str(in.c);
+        break;
+      case Op::kLoadReq:
+        operands = RequestFieldName(in.a);
+        break;
+      case Op::kLoadResp:
+        operands = ResponseFieldName(in.a);
+        break;
+      case Op::kLoadParam:
+        operands = Param(route, in.c);
+        break;
       case Op::kLoadFirst:
         operands = source();
         if (in.a == static_cast<uint8_t>(Source::kClaim)) {
@@ -231,16 +248,24 @@ class Disassembler {
         }
         break;
       case Op::kLoadAll:
-      case Op::kHas: operands = source(); break;
+      case Op::kHas:
+        operands = source();
+        break;
       case Op::kConvert:
         operands = std::string("to ") + ValueTypeName(in.a);
         if (in.a == static_cast<uint8_t>(ValueType::kList)) {
           operands += std::string("<") + ValueTypeName(in.b) + ">";
         }
         break;
-      case Op::kMatch: operands = "x" + Num(in.c) + " " + Regex(in.c); break;
-      case Op::kCall: operands = std::string(BuiltinName(in.a)) + "/" + Num(in.b); break;
-      case Op::kMakeList: operands = Num(in.c); break;
+      case Op::kMatch:
+        operands = "x" + Num(in.c) + " " + Regex(in.c);
+        break;
+      case Op::kCall:
+        operands = std::string(BuiltinName(in.a)) + "/" + Num(in.b);
+        break;
+      case Op::kMakeList:
+        operands = Num(in.c);
+        break;
       case Op::kJump:
       case Op::kJumpIfFalse:
       case Op::kJumpIfFalseOrPop:
@@ -252,7 +277,9 @@ class Disassembler {
       }
       case Op::kRule:
       case Op::kRequire:
-      case Op::kDeny: operands = Rule(in.c); break;
+      case Op::kDeny:
+        operands = Rule(in.c);
+        break;
       default:
         if (op >= kOpCount) {
           operands = "a=" + Num(in.a) + " b=" + Num(in.b) + " c=" + Num(in.c);
@@ -269,7 +296,8 @@ class Disassembler {
     out_ += "rules:\n";
     for (uint32_t i = 0; i < d_.rules.size(); ++i) {
       const RuleRecord& rule = d_.rules[i];
-      std::string error = StrOk(rule.error) && d_.strings[rule.error].empty() ? "-" : Name(rule.error);
+      std::string error =
+          StrOk(rule.error) && d_.strings[rule.error].empty() ? "-" : Name(rule.error);
       out_ += "  " + Rule(i) + ": deny " + Num(rule.status) + " " + error + " " +
               Str(rule.message) + "\n";
     }

@@ -20,18 +20,25 @@
 //     u32 offset from the start of the file
 //     u32 length in bytes
 //   Section payloads, in directory order, each 8-byte aligned.
+//     The layout is canonical: the first section starts at the first 8-byte
+//     boundary after the directory, each next one at the first 8-byte
+//     boundary after the previous one, padding is zero, and the file ends
+//     where the last section ends. A reader refuses any other arrangement.
 //
 // Section payloads (u32 counts first, then fixed-size records):
 //   kStrings   u32 n; n x {u32 offset, u32 length} into the blob; then the blob.
 //              Strings are arbitrary bytes; index 0 is always "".
+//              Stored back to back in index order: string i starts where
+//              string i-1 ends, and the blob is exactly their concatenation.
 //   kInts      u32 n; n x i64.
 //   kMeta      u32 name string index, u32 compiler version string index,
 //              32 bytes SHA-256 of the sources, u32 route count,
-//              u32 max route cost.
+//              u32 max route cost. The route count equals kRoutes' count.
 //   kRegexes   u32 n; n x {u32 pattern string index}. RE2 syntax, anchored
 //              by the compiler as written; compiled once when loaded.
 //   kClaimPaths u32 n; n x {u32 first, u32 count} into the path-part list,
 //              then u32 m; m x u32 string index (the parts, e.g. "cnf","jkt").
+//              Path i's parts follow path i-1's; together they are all m.
 //   kRules     u32 n; n x RuleRecord (a requirement's deny: id, status,
 //              error code, message).
 //   kRoutes    u32 n; n x RouteRecord.
@@ -222,7 +229,7 @@ enum class Op : uint8_t {
   kIn = 27,         // pop container, pop x, push x in container
                     //   (list membership; substring when both are strings)
   kMatch = 28,      // pop string, push regexes[c] matches it (RE2 partial
-                    //   match; the compiler anchors patterns as written)
+                    //   match: unanchored unless the pattern has ^ and $)
   kCall = 29,       // pop b args, push Builtin(a)(args)
   kMakeList = 30,   // pop c values (c <= kMaxStack), push them as a list
   kJump = 31,       // pc = c (c > pc; pc and c count from the program start)

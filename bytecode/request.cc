@@ -35,8 +35,21 @@ TargetError Refuse(NormalizedRequest& out, TargetError e, const char* detail) {
 bool IsTokenChar(unsigned char c) {
   if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
   switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+':
-    case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~':
       return true;
     default:
       return false;
@@ -311,8 +324,8 @@ Result<std::string> CertThumbprint(std::string_view pem) {
   }
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int digest_len = 0;
-  int ok = EVP_Digest(der, static_cast<size_t>(der_len), digest, &digest_len, EVP_sha256(),
-                      nullptr);
+  int ok =
+      EVP_Digest(der, static_cast<size_t>(der_len), digest, &digest_len, EVP_sha256(), nullptr);
   OPENSSL_free(der);
   if (ok != 1 || digest_len != 32) {
     ERR_clear_error();

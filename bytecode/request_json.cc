@@ -21,14 +21,20 @@ using simdjson::dom::object;
 
 const char* TypeName(const element& e) {
   switch (e.type()) {
-    case element_type::ARRAY: return "an array";
-    case element_type::OBJECT: return "an object";
+    case element_type::ARRAY:
+      return "an array";
+    case element_type::OBJECT:
+      return "an object";
     case element_type::INT64:
     case element_type::UINT64:
-    case element_type::DOUBLE: return "a number";
-    case element_type::STRING: return "a string";
-    case element_type::BOOL: return "a boolean";
-    case element_type::NULL_VALUE: return "null";
+    case element_type::DOUBLE:
+      return "a number";
+    case element_type::STRING:
+      return "a string";
+    case element_type::BOOL:
+      return "a boolean";
+    case element_type::NULL_VALUE:
+      return "null";
   }
   return "a value";
 }
@@ -39,8 +45,8 @@ Status Bad(std::string_view what, std::string message) {
 
 Status WrongType(std::string_view what, std::string_view key, const element& e,
                  std::string_view want) {
-  return Bad(what, "`" + std::string(key) + "` is " + TypeName(e) + ", expected " +
-                       std::string(want));
+  return Bad(what,
+             "`" + std::string(key) + "` is " + TypeName(e) + ", expected " + std::string(want));
 }
 
 // Parses `json` (size-checked) into `doc`, which must be an object.
@@ -48,8 +54,7 @@ Status ParseObject(std::string_view what, std::string_view json, simdjson::dom::
                    object* out) {
   if (json.size() > kMaxRequestJsonBytes) {
     return ResourceExhausted(std::string(what) + ": " + std::to_string(json.size()) +
-                             " bytes is over the limit of " +
-                             std::to_string(kMaxRequestJsonBytes));
+                             " bytes is over the limit of " + std::to_string(kMaxRequestJsonBytes));
   }
   element root;
   if (auto err = parser.parse(json.data(), json.size()).get(root); err != simdjson::SUCCESS) {
@@ -76,8 +81,7 @@ class SeenKeys {
   std::vector<std::string_view> keys_;
 };
 
-Status GetString(std::string_view what, std::string_view key, const element& e,
-                 std::string* out) {
+Status GetString(std::string_view what, std::string_view key, const element& e, std::string* out) {
   std::string_view s;
   if (e.get_string().get(s) != simdjson::SUCCESS) return WrongType(what, key, e, "a string");
   out->assign(s);
@@ -256,7 +260,8 @@ Result<OwnedResponse> ParseResponseJson(std::string_view json) {
     } else if (key == "body") {
       st = GetBody(kWhat, field.value, &resp.body);
     } else {
-      return Bad(kWhat, "unknown key `" + std::string(key) + "` (expected status, headers or body)");
+      return Bad(kWhat,
+                 "unknown key `" + std::string(key) + "` (expected status, headers or body)");
     }
     if (!st.ok()) return st;
   }

@@ -18,6 +18,8 @@
 // (parameter count, request/response) pair, so the work is at most a small
 // constant times the code size. The trie pass stops at the first node or
 // route reached twice, so overlapping ranges cannot make it quadratic.
+#include "bytecode/verifier.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <string>
@@ -26,15 +28,14 @@
 #include <vector>
 
 #include "bytecode/format.h"
-#include "bytecode/verifier.h"
 
 namespace vakt::bytecode {
 namespace {
 
-#define VAKT_RETURN_IF_ERROR(expr)                 \
-  do {                                             \
-    Status vakt_status_ = (expr);                  \
-    if (!vakt_status_.ok()) return vakt_status_;   \
+#define VAKT_BC_RETURN_IF_ERROR(expr)                  \
+  do {                                                 \
+    Status vakt_bc_status_ = (expr);                   \
+    if (!vakt_bc_status_.ok()) return vakt_bc_status_; \
   } while (0)
 
 std::string Num(uint64_t v) { return std::to_string(v); }
@@ -68,15 +69,15 @@ class Verifier {
   explicit Verifier(const BundleData& d) : d_(d) {}
 
   Status Run() {
-    VAKT_RETURN_IF_ERROR(CheckTables());
-    for (uint32_t r = 0; r < d_.routes.size(); ++r) VAKT_RETURN_IF_ERROR(CheckRoute(r));
-    VAKT_RETURN_IF_ERROR(CheckProgramsDisjoint());
+    VAKT_BC_RETURN_IF_ERROR(CheckTables());
+    for (uint32_t r = 0; r < d_.routes.size(); ++r) VAKT_BC_RETURN_IF_ERROR(CheckRoute(r));
+    VAKT_BC_RETURN_IF_ERROR(CheckProgramsDisjoint());
     for (uint32_t r = 0; r < d_.routes.size(); ++r) {
       const RouteRecord& route = d_.routes[r];
-      VAKT_RETURN_IF_ERROR(
+      VAKT_BC_RETURN_IF_ERROR(
           CheckProgram(r, route.request_code, route.request_len, ProgramKind::kRequest));
       if (route.response_len != 0) {
-        VAKT_RETURN_IF_ERROR(
+        VAKT_BC_RETURN_IF_ERROR(
             CheckProgram(r, route.response_code, route.response_len, ProgramKind::kResponse));
       }
     }
@@ -102,7 +103,8 @@ class Verifier {
       return Corruption("string 0 must be \"\"");
     }
     for (size_t i = 0; i < d_.regexes.size(); ++i) {
-      if (!StrOk(d_.regexes[i])) return Corruption("regex " + Num(i) + ": pattern " + StrRange(d_.regexes[i]));
+      if (!StrOk(d_.regexes[i]))
+        return Corruption("regex " + Num(i) + ": pattern " + StrRange(d_.regexes[i]));
     }
     for (size_t i = 0; i < d_.claim_paths.size(); ++i) {
       const auto& path = d_.claim_paths[i];
@@ -131,7 +133,8 @@ class Verifier {
     }
     for (size_t i = 0; i < d_.params.size(); ++i) {
       const ParamRecord& param = d_.params[i];
-      if (!StrOk(param.name)) return Corruption("param " + Num(i) + ": name " + StrRange(param.name));
+      if (!StrOk(param.name))
+        return Corruption("param " + Num(i) + ": name " + StrRange(param.name));
       if (param.shape != kNone && param.shape >= d_.regexes.size()) {
         return Corruption("param " + Num(i) + ": shape regex " + Num(param.shape) +
                           " out of range (" + Num(d_.regexes.size()) + " regexes)");
@@ -161,14 +164,14 @@ class Verifier {
     }
     if (uint64_t{route.first_param} + route.param_count > d_.params.size()) {
       return Corruption(where + "params [" + Num(route.first_param) + ", " +
-                        Num(uint64_t{route.first_param} + route.param_count) +
-                        ") out of range (" + Num(d_.params.size()) + " params)");
+                        Num(uint64_t{route.first_param} + route.param_count) + ") out of range (" +
+                        Num(d_.params.size()) + " params)");
     }
     if (route.request_len == 0) return Corruption(where + "request program is empty");
     if (uint64_t{route.request_code} + route.request_len > d_.code.size()) {
       return Corruption(where + "request program [" + Num(route.request_code) + ", " +
-                        Num(uint64_t{route.request_code} + route.request_len) +
-                        ") out of range (" + Num(d_.code.size()) + " instructions)");
+                        Num(uint64_t{route.request_code} + route.request_len) + ") out of range (" +
+                        Num(d_.code.size()) + " instructions)");
     }
     if (route.response_len != 0 &&
         uint64_t{route.response_code} + route.response_len > d_.code.size()) {
@@ -186,8 +189,8 @@ class Verifier {
                         Num(kMaxRouteCost));
     }
     if (route.cost > d_.max_route_cost) {
-      return Corruption(where + "cost " + Num(route.cost) + " exceeds the bundle's max route cost " +
-                        Num(d_.max_route_cost));
+      return Corruption(where + "cost " + Num(route.cost) +
+                        " exceeds the bundle's max route cost " + Num(d_.max_route_cost));
     }
     return Status::Ok();
   }
@@ -207,9 +210,8 @@ class Verifier {
       ranges.push_back({route.request_code, uint64_t{route.request_code} + route.request_len, r,
                         ProgramKind::kRequest});
       if (route.response_len != 0) {
-        ranges.push_back({route.response_code,
-                          uint64_t{route.response_code} + route.response_len, r,
-                          ProgramKind::kResponse});
+        ranges.push_back({route.response_code, uint64_t{route.response_code} + route.response_len,
+                          r, ProgramKind::kResponse});
       }
     }
     std::sort(ranges.begin(), ranges.end(), [](const Range& x, const Range& y) {
@@ -239,7 +241,8 @@ class Verifier {
   Status CheckOperands(const Instr& in, uint32_t pc, uint32_t len, const RouteRecord& route,
                        ProgramKind kind, const std::string& where) const {
     const auto op = static_cast<uint8_t>(in.op);
-    if (op >= kOpCount) return Corruption(where + "unknown opcode " + Num(op) + " at pc " + Num(pc));
+    if (op >= kOpCount)
+      return Corruption(where + "unknown opcode " + Num(op) + " at pc " + Num(pc));
     // Built only when there is an error to report.
     auto at = [&] { return where + "pc " + Num(pc) + ": " + OpName(in.op) + ": "; };
     bool uses_a = false, uses_b = false, uses_c = false;
@@ -314,11 +317,13 @@ class Verifier {
         break;
       case Op::kLoadReq:
         uses_a = true;
-        if (in.a >= kRequestFieldCount) return range("request field", in.a, kRequestFieldCount, "fields");
+        if (in.a >= kRequestFieldCount)
+          return range("request field", in.a, kRequestFieldCount, "fields");
         break;
       case Op::kLoadResp:
         uses_a = true;
-        if (kind != ProgramKind::kResponse) return Corruption(at() + "not allowed in a request program");
+        if (kind != ProgramKind::kResponse)
+          return Corruption(at() + "not allowed in a request program");
         if (in.a >= kResponseFieldCount) {
           return range("response field", in.a, kResponseFieldCount, "fields");
         }
@@ -328,17 +333,17 @@ class Verifier {
         if (in.c >= route.param_count) return range("param", in.c, route.param_count, "params");
         break;
       case Op::kLoadFirst:
-        VAKT_RETURN_IF_ERROR(source(false));
+        VAKT_BC_RETURN_IF_ERROR(source(false));
         if (static_cast<Source>(in.a) == Source::kClaim) {
           uses_b = true;
           if (in.b >= kValueTypeCount) return range("value type", in.b, kValueTypeCount, "types");
         }
         break;
       case Op::kLoadAll:
-        VAKT_RETURN_IF_ERROR(source(true));
+        VAKT_BC_RETURN_IF_ERROR(source(true));
         break;
       case Op::kHas:
-        VAKT_RETURN_IF_ERROR(source(false));
+        VAKT_BC_RETURN_IF_ERROR(source(false));
         break;
       case Op::kConvert:
         uses_a = uses_b = true;
@@ -362,7 +367,8 @@ class Verifier {
       case Op::kMakeList:
         uses_c = true;
         if (in.c > kMaxStack) {
-          return Corruption(at() + "count " + Num(in.c) + " exceeds the stack size " + Num(kMaxStack));
+          return Corruption(at() + "count " + Num(in.c) + " exceeds the stack size " +
+                            Num(kMaxStack));
         }
         break;
       case Op::kJump:
@@ -387,9 +393,12 @@ class Verifier {
         if (in.c >= d_.rules.size()) return range("rule", in.c, d_.rules.size(), "rules");
         break;
     }
-    if (!uses_a && in.a != 0) return Corruption(at() + "unused operand a = " + Num(in.a) + " must be 0");
-    if (!uses_b && in.b != 0) return Corruption(at() + "unused operand b = " + Num(in.b) + " must be 0");
-    if (!uses_c && in.c != 0) return Corruption(at() + "unused operand c = " + Num(in.c) + " must be 0");
+    if (!uses_a && in.a != 0)
+      return Corruption(at() + "unused operand a = " + Num(in.a) + " must be 0");
+    if (!uses_b && in.b != 0)
+      return Corruption(at() + "unused operand b = " + Num(in.b) + " must be 0");
+    if (!uses_c && in.c != 0)
+      return Corruption(at() + "unused operand c = " + Num(in.c) + " must be 0");
     return Status::Ok();
   }
 
@@ -427,7 +436,7 @@ class Verifier {
     };
     for (uint32_t pc = 0; pc < len; ++pc) {
       const Instr& in = prog[pc];
-      VAKT_RETURN_IF_ERROR(CheckOperands(in, pc, len, route, kind, where));
+      VAKT_BC_RETURN_IF_ERROR(CheckOperands(in, pc, len, route, kind, where));
       const int32_t depth = depth_[pc];
       if (depth < 0) continue;  // unreachable: operands checked, no stack
       int32_t pops = 0, pushes = 0;
@@ -506,20 +515,20 @@ class Verifier {
       switch (in.op) {
         case Op::kJump:
           falls_through = false;
-          VAKT_RETURN_IF_ERROR(join(in.c, depth));
+          VAKT_BC_RETURN_IF_ERROR(join(in.c, depth));
           break;
         case Op::kJumpIfFalse:
-          VAKT_RETURN_IF_ERROR(join(in.c, next));
+          VAKT_BC_RETURN_IF_ERROR(join(in.c, next));
           break;
         case Op::kJumpIfFalseOrPop:
         case Op::kJumpIfTrueOrPop:
-          VAKT_RETURN_IF_ERROR(join(in.c, depth));
+          VAKT_BC_RETURN_IF_ERROR(join(in.c, depth));
           break;
         default:
           break;
       }
       // The last instruction is ALLOW or DENY, so pc + 1 < len here.
-      if (falls_through) VAKT_RETURN_IF_ERROR(join(pc + 1, next));
+      if (falls_through) VAKT_BC_RETURN_IF_ERROR(join(pc + 1, next));
     }
     return Status::Ok();
   }
@@ -534,9 +543,9 @@ class Verifier {
     auto add_parent = [&](uint32_t node, uint32_t child, uint32_t edge) -> Status {
       if (child <= node || child >= n) {
         std::string what = edge == kNone ? "param child" : "edge " + Num(edge) + " child";
-        return Corruption("trie node " + Num(node) + ": " + what + " " + Num(child) +
-                          (child <= node ? " is not after its parent"
-                                         : " out of range (" + Num(n) + " nodes)"));
+        return Corruption(
+            "trie node " + Num(node) + ": " + what + " " + Num(child) +
+            (child <= node ? " is not after its parent" : " out of range (" + Num(n) + " nodes)"));
       }
       if (++parents[child] > 1) return Corruption("trie node " + Num(child) + " has two parents");
       return Status::Ok();
@@ -556,7 +565,7 @@ class Verifier {
                           ") out of range (" + Num(d_.methods.size()) + " methods)");
       }
       if (node.param_child != kNone) {
-        VAKT_RETURN_IF_ERROR(add_parent(i, node.param_child, kNone));
+        VAKT_BC_RETURN_IF_ERROR(add_parent(i, node.param_child, kNone));
       }
       if (node.param_shape != kNone) {
         if (node.param_child == kNone) {
@@ -571,18 +580,20 @@ class Verifier {
       for (uint32_t k = 0; k < node.edge_count; ++k) {
         const uint32_t e = node.first_edge + k;
         const TrieEdge& edge = d_.edges[e];
-        if (!StrOk(edge.segment)) return Corruption(where() + "edge " + Num(e) + ": segment " + StrRange(edge.segment));
+        if (!StrOk(edge.segment))
+          return Corruption(where() + "edge " + Num(e) + ": segment " + StrRange(edge.segment));
         std::string_view seg = d_.strings[edge.segment];
         if (seg.empty()) return Corruption(where() + "edge " + Num(e) + ": empty segment");
         if (seg.find('/') != std::string_view::npos) {
-          return Corruption(where() + "edge " + Num(e) + ": segment `" + Show(seg) + "` contains '/'");
+          return Corruption(where() + "edge " + Num(e) + ": segment `" + Show(seg) +
+                            "` contains '/'");
         }
         if (k > 0 && !(prev < seg)) {
-          return Corruption(where() + "edges not strictly ascending: `" + Show(seg) +
-                            "` after `" + Show(prev) + "`");
+          return Corruption(where() + "edges not strictly ascending: `" + Show(seg) + "` after `" +
+                            Show(prev) + "`");
         }
         prev = seg;
-        VAKT_RETURN_IF_ERROR(add_parent(i, edge.child, e));
+        VAKT_BC_RETURN_IF_ERROR(add_parent(i, edge.child, e));
       }
     }
     for (uint32_t i = 1; i < n; ++i) {
@@ -602,7 +613,8 @@ class Verifier {
       for (uint32_t k = 0; k < node.method_count; ++k) {
         const uint32_t m = node.first_method + k;
         const TrieMethod& method = d_.methods[m];
-        if (!StrOk(method.method)) return Corruption(where() + "method " + Num(m) + ": " + StrRange(method.method));
+        if (!StrOk(method.method))
+          return Corruption(where() + "method " + Num(m) + ": " + StrRange(method.method));
         std::string_view name = d_.strings[method.method];
         if (k > 0 && !(prev < name)) {
           return Corruption(where() + "methods not strictly ascending: `" + Show(name) +
@@ -620,7 +632,8 @@ class Verifier {
                             Show(d_.strings[route.method]) + "`");
         }
         if (++route_seen[method.route] > 1) {
-          return Corruption(RouteName(method.route) + " appears in more than one trie method entry");
+          return Corruption(RouteName(method.route) +
+                            " appears in more than one trie method entry");
         }
         if (route.param_count != param_depth[i]) {
           return Corruption(where() + RouteName(method.route) + " has " + Num(route.param_count) +
@@ -645,3 +658,5 @@ class Verifier {
 Status Verify(const BundleData& data) { return Verifier(data).Run(); }
 
 }  // namespace vakt::bytecode
+
+#undef VAKT_BC_RETURN_IF_ERROR

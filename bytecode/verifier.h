@@ -8,7 +8,10 @@
 //     instruction, never negative, never above kMaxStack,
 //   - every path ends in ALLOW or DENY with an empty-or-any stack,
 //   - the route trie is a tree (children after parents), methods point at
-//     routes whose method matches, and routes' costs are within bounds.
+//     routes whose method matches, and routes' costs are within bounds,
+//   - route programs are disjoint code ranges, or the very same range when
+//     shared (so verification stays linear in the code size).
+// The full list of rules is in docs/bytecode.md, "Verification".
 // Complexity: O(bundle size).
 #pragma once
 

@@ -45,7 +45,7 @@ constexpr size_t kDetailBytes = 512;
 constexpr size_t kDescBytes = 1024;
 constexpr size_t kAuthBytes = 1536;
 constexpr size_t kMaxPathInMessage = 256;
-constexpr int kMaxJsonDepth = 64;            // claims parse depth and compare depth
+constexpr int kMaxJsonDepth = 64;  // claims parse depth and compare depth
 constexpr size_t kMaxClaimsBytes = 16u << 20;
 
 // Number of arguments each builtin takes, by Builtin (as the verifier).
@@ -58,11 +58,11 @@ constexpr const char* kBuiltinName[kBuiltinCount] = {
 struct Value {
   ValueType kind = ValueType::kNull;
   bool b = false;
-  int64_t i = 0;               // int, duration (seconds), timestamp (unix seconds)
-  const char* s = nullptr;     // string bytes
+  int64_t i = 0;                 // int, duration (seconds), timestamp (unix seconds)
+  const char* s = nullptr;       // string bytes
   const Value* items = nullptr;  // list elements
-  size_t n = 0;                // string length or list count
-  element j;                   // kJson
+  size_t n = 0;                  // string length or list count
+  element j;                     // kJson
 
   std::string_view str() const { return {s, n}; }
 };
@@ -107,28 +107,42 @@ bool IsIntLike(ValueType k) {
 
 const char* TypeName(ValueType k) {
   switch (k) {
-    case ValueType::kNull: return "null";
-    case ValueType::kBool: return "bool";
-    case ValueType::kInt: return "int";
-    case ValueType::kString: return "string";
-    case ValueType::kDuration: return "duration";
-    case ValueType::kTimestamp: return "timestamp";
-    case ValueType::kList: return "list";
-    case ValueType::kJson: return "json";
+    case ValueType::kNull:
+      return "null";
+    case ValueType::kBool:
+      return "bool";
+    case ValueType::kInt:
+      return "int";
+    case ValueType::kString:
+      return "string";
+    case ValueType::kDuration:
+      return "duration";
+    case ValueType::kTimestamp:
+      return "timestamp";
+    case ValueType::kList:
+      return "list";
+    case ValueType::kJson:
+      return "json";
   }
   return "?";
 }
 
 const char* JsonTypeName(const element& e) {
   switch (e.type()) {
-    case element_type::NULL_VALUE: return "null";
-    case element_type::BOOL: return "a boolean";
-    case element_type::STRING: return "a string";
-    case element_type::ARRAY: return "an array";
-    case element_type::OBJECT: return "an object";
+    case element_type::NULL_VALUE:
+      return "null";
+    case element_type::BOOL:
+      return "a boolean";
+    case element_type::STRING:
+      return "a string";
+    case element_type::ARRAY:
+      return "an array";
+    case element_type::OBJECT:
+      return "an object";
     case element_type::INT64:
     case element_type::UINT64:
-    case element_type::DOUBLE: return "a number";
+    case element_type::DOUBLE:
+      return "a number";
   }
   return "a value";
 }
@@ -267,8 +281,7 @@ Result<std::unique_ptr<JsonClaims>> JsonClaims::Parse(std::string_view json) {
                              " bytes is over the limit of " + std::to_string(kMaxClaimsBytes));
   }
   std::unique_ptr<JsonClaims> c(new JsonClaims());
-  if (c->parser_.allocate(std::max<size_t>(json.size(), 64), kMaxJsonDepth) !=
-      simdjson::SUCCESS) {
+  if (c->parser_.allocate(std::max<size_t>(json.size(), 64), kMaxJsonDepth) != simdjson::SUCCESS) {
     return ResourceExhausted("claims: cannot allocate the parser");
   }
   element root;
@@ -402,9 +415,14 @@ class Machine {
       uint32_t next = pc + 1;
       bool ok = true;
       switch (in.op) {
-        case Op::kNop: break;
-        case Op::kPushNull: ok = Push(Null()); break;
-        case Op::kPushBool: ok = Push(Bool(in.a != 0)); break;
+        case Op::kNop:
+          break;
+        case Op::kPushNull:
+          ok = Push(Null());
+          break;
+        case Op::kPushBool:
+          ok = Push(Bool(in.a != 0));
+          break;
         case Op::kPushInt: {
           auto t = static_cast<ValueType>(in.a);
           if (!IsIntLike(t) || in.c >= d_.ints.size()) {
@@ -417,17 +435,33 @@ class Machine {
         case Op::kPushStr:
           ok = in.c < d_.strings.size() ? Push(Str(bundle_.str(in.c))) : Fail("bad operand");
           break;
-        case Op::kLoadReq: ok = LoadReq(in.a); break;
-        case Op::kLoadResp: ok = LoadResp(in.a); break;
+        case Op::kLoadReq:
+          ok = LoadReq(in.a);
+          break;
+        case Op::kLoadResp:
+          ok = LoadResp(in.a);
+          break;
         case Op::kLoadParam:
           ok = in.c < s_.param_count ? Push(Str(s_.params[in.c])) : Fail("parameter out of range");
           break;
-        case Op::kLoadFirst: ok = LoadFirst(in); break;
-        case Op::kLoadAll: ok = LoadAll(in); break;
-        case Op::kHas: ok = HasOp(in); break;
-        case Op::kConvert: ok = ConvertOp(in); break;
-        case Op::kField: ok = FieldOp(in.c); break;
-        case Op::kIndex: ok = IndexOp(); break;
+        case Op::kLoadFirst:
+          ok = LoadFirst(in);
+          break;
+        case Op::kLoadAll:
+          ok = LoadAll(in);
+          break;
+        case Op::kHas:
+          ok = HasOp(in);
+          break;
+        case Op::kConvert:
+          ok = ConvertOp(in);
+          break;
+        case Op::kField:
+          ok = FieldOp(in.c);
+          break;
+        case Op::kIndex:
+          ok = IndexOp();
+          break;
         case Op::kEq:
         case Op::kNe: {
           Value x, y;
@@ -438,12 +472,16 @@ class Machine {
         case Op::kLt:
         case Op::kLe:
         case Op::kGt:
-        case Op::kGe: ok = CompareOp(in.op); break;
+        case Op::kGe:
+          ok = CompareOp(in.op);
+          break;
         case Op::kAdd:
         case Op::kSub:
         case Op::kMul:
         case Op::kDiv:
-        case Op::kMod: ok = ArithOp(in.op); break;
+        case Op::kMod:
+          ok = ArithOp(in.op);
+          break;
         case Op::kNeg: {
           Value x;
           if (!Pop(&x)) {
@@ -468,10 +506,18 @@ class Machine {
           }
           break;
         }
-        case Op::kIn: ok = InOp(); break;
-        case Op::kMatch: ok = MatchOp(in.c); break;
-        case Op::kCall: ok = CallOp(in); break;
-        case Op::kMakeList: ok = MakeListOp(in.c); break;
+        case Op::kIn:
+          ok = InOp();
+          break;
+        case Op::kMatch:
+          ok = MatchOp(in.c);
+          break;
+        case Op::kCall:
+          ok = CallOp(in);
+          break;
+        case Op::kMakeList:
+          ok = MakeListOp(in.c);
+          break;
         case Op::kJump:
           if (in.c <= pc || in.c >= len) return ErrorDeny("bad jump");
           next = in.c;
@@ -512,13 +558,15 @@ class Machine {
         case Op::kDeny:
           if (in.c >= d_.rules.size()) return ErrorDeny("bad operand");
           return RuleDeny(in.c);
-        case Op::kAllow: return Allow();
+        case Op::kAllow:
+          return Allow();
         case Op::kPop: {
           Value x;
           ok = Pop(&x);
           break;
         }
-        default: return ErrorDeny("unknown opcode");
+        default:
+          return ErrorDeny("unknown opcode");
       }
       if (!ok) return ErrorDeny();
       pc = next;
@@ -603,11 +651,16 @@ class Machine {
 
   bool LoadReq(uint8_t field) {
     switch (static_cast<RequestField>(field)) {
-      case RequestField::kMethod: return Push(Str(req_.method));
-      case RequestField::kPath: return Push(Str(s_.norm.path));
-      case RequestField::kBody: return Push(Str(req_.body));
-      case RequestField::kTlsVersion: return Push(Str(req_.tls.version));
-      case RequestField::kTlsCipher: return Push(Str(req_.tls.cipher));
+      case RequestField::kMethod:
+        return Push(Str(req_.method));
+      case RequestField::kPath:
+        return Push(Str(s_.norm.path));
+      case RequestField::kBody:
+        return Push(Str(req_.body));
+      case RequestField::kTlsVersion:
+        return Push(Str(req_.tls.version));
+      case RequestField::kTlsCipher:
+        return Push(Str(req_.tls.cipher));
       case RequestField::kTlsCertThumbprint: {
         std::string_view pem = req_.tls.client_cert_pem;
         if (pem.empty()) return Push(Str(""));
@@ -622,9 +675,12 @@ class Machine {
         if (!s_.thumb_ok) return Fail("bad client certificate");
         return PushString(s_.thumbprint);
       }
-      case RequestField::kTime: return Push(Int(ValueType::kTimestamp, req_.time));
-      case RequestField::kQueryString: return Push(Str(s_.norm.raw_query));
-      case RequestField::kRoute: return Push(Str(RouteName()));
+      case RequestField::kTime:
+        return Push(Int(ValueType::kTimestamp, req_.time));
+      case RequestField::kQueryString:
+        return Push(Str(s_.norm.raw_query));
+      case RequestField::kRoute:
+        return Push(Str(RouteName()));
     }
     return Fail("bad operand");
   }
@@ -632,8 +688,10 @@ class Machine {
   bool LoadResp(uint8_t field) {
     if (resp_ == nullptr) return Fail("no response");
     switch (static_cast<ResponseField>(field)) {
-      case ResponseField::kStatus: return Push(Int(ValueType::kInt, resp_->status));
-      case ResponseField::kBody: return Push(Str(resp_->body));
+      case ResponseField::kStatus:
+        return Push(Int(ValueType::kInt, resp_->status));
+      case ResponseField::kBody:
+        return Push(Str(resp_->body));
     }
     return Fail("bad operand");
   }
@@ -659,7 +717,8 @@ class Machine {
           if (EqualsIgnoreCaseAscii(h.name, name) && !f(h.value)) break;
         }
         return true;
-      default: return Fail("bad operand");
+      default:
+        return Fail("bad operand");
     }
   }
 
@@ -681,8 +740,8 @@ class Machine {
     std::string_view parts[kMaxClaimPathParts];
     size_t count = 0;
     if (!ClaimParts(c, parts, &count)) return false;
-    *found = claims_ != nullptr &&
-             claims_->Find(std::span<const std::string_view>(parts, count), out);
+    *found =
+        claims_ != nullptr && claims_->Find(std::span<const std::string_view>(parts, count), out);
     return true;
   }
 
@@ -772,7 +831,9 @@ class Machine {
         *out = List(items, k);
         return true;
       }
-      case ValueType::kJson: *out = Json(e); return true;
+      case ValueType::kJson:
+        *out = Json(e);
+        return true;
     }
     return Fail("bad operand");
   }
@@ -848,7 +909,8 @@ class Machine {
   bool HasOp(const Instr& in) {
     auto src = static_cast<Source>(in.a);
     switch (src) {
-      case Source::kParam: return Push(Bool(true));
+      case Source::kParam:
+        return Push(Bool(true));
       case Source::kClaim: {
         element e;
         bool found = false;
@@ -940,7 +1002,8 @@ class Machine {
       return x == y;
     }
     if (ta == tb) {
-      if (ta == element_type::INT64) return a.get_int64().value_unsafe() == b.get_int64().value_unsafe();
+      if (ta == element_type::INT64)
+        return a.get_int64().value_unsafe() == b.get_int64().value_unsafe();
       return a.get_uint64().value_unsafe() == b.get_uint64().value_unsafe();
     }
     // One int64, one uint64 (which is above INT64_MAX): never equal unless
@@ -965,8 +1028,12 @@ class Machine {
       return true;
     }
     switch (ta) {
-      case element_type::NULL_VALUE: *eq = true; return true;
-      case element_type::BOOL: *eq = a.get_bool().value_unsafe() == b.get_bool().value_unsafe(); return true;
+      case element_type::NULL_VALUE:
+        *eq = true;
+        return true;
+      case element_type::BOOL:
+        *eq = a.get_bool().value_unsafe() == b.get_bool().value_unsafe();
+        return true;
       case element_type::STRING:
         *eq = a.get_string().value_unsafe() == b.get_string().value_unsafe();
         return true;
@@ -1004,7 +1071,9 @@ class Machine {
         *eq = true;
         return true;
       }
-      default: *eq = false; return true;
+      default:
+        *eq = false;
+        return true;
     }
   }
 
@@ -1015,12 +1084,20 @@ class Machine {
     if (depth > kMaxJsonDepth) return Fail("value too deeply nested to compare");
     if (x.kind == y.kind) {
       switch (x.kind) {
-        case ValueType::kNull: *eq = true; return true;
-        case ValueType::kBool: *eq = x.b == y.b; return true;
+        case ValueType::kNull:
+          *eq = true;
+          return true;
+        case ValueType::kBool:
+          *eq = x.b == y.b;
+          return true;
         case ValueType::kInt:
         case ValueType::kDuration:
-        case ValueType::kTimestamp: *eq = x.i == y.i; return true;
-        case ValueType::kString: *eq = x.str() == y.str(); return true;
+        case ValueType::kTimestamp:
+          *eq = x.i == y.i;
+          return true;
+        case ValueType::kString:
+          *eq = x.str() == y.str();
+          return true;
         case ValueType::kList:
           if (x.n != y.n) {
             *eq = false;
@@ -1032,7 +1109,8 @@ class Machine {
           }
           *eq = true;
           return true;
-        case ValueType::kJson: return JsonEqual(x.j, y.j, depth, eq);
+        case ValueType::kJson:
+          return JsonEqual(x.j, y.j, depth, eq);
       }
       return Fail("type mismatch");
     }
@@ -1062,7 +1140,8 @@ class Machine {
           *eq = JsonToInt(jv->j, &v) && v == tv.i;
           return true;
         }
-        default: break;
+        default:
+          break;
       }
     }
     Writer w = DetailWriter();
@@ -1081,7 +1160,10 @@ class Machine {
       c = x.i < y.i ? -1 : x.i > y.i ? 1 : 0;
     } else {
       Writer w = DetailWriter();
-      w.Add("type mismatch: cannot order ").Add(TypeName(x.kind)).Add(" and ").Add(TypeName(y.kind));
+      w.Add("type mismatch: cannot order ")
+          .Add(TypeName(x.kind))
+          .Add(" and ")
+          .Add(TypeName(y.kind));
       return Fail(w);
     }
     bool r = op == Op::kLt ? c < 0 : op == Op::kLe ? c <= 0 : op == Op::kGt ? c > 0 : c >= 0;
@@ -1150,7 +1232,8 @@ class Machine {
           return Fail("integer overflow");
         }
         return Push(Int(out, op == Op::kDiv ? x.i / y.i : x.i % y.i));
-      default: break;
+      default:
+        break;
     }
     Writer w = DetailWriter();
     w.Add("type mismatch: ").Add(TypeName(a)).Add(" ").Add(OpName(op)).Add(" ").Add(TypeName(b));
@@ -1240,8 +1323,7 @@ class Machine {
     const Value a0 = s_.stack[sp_ - in.b];
     const Value a1 = in.b > 1 ? s_.stack[sp_ - in.b + 1] : Value();
     sp_ -= in.b;
-    const bool strs = a0.kind == ValueType::kString &&
-                      (in.b == 1 || a1.kind == ValueType::kString);
+    const bool strs = a0.kind == ValueType::kString && (in.b == 1 || a1.kind == ValueType::kString);
     switch (f) {
       case Builtin::kStartsWith:
         if (!strs) return BuiltinFail(f);

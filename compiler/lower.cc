@@ -106,6 +106,9 @@ struct Env {
   const IrRoute* route = nullptr;  // null outside a route (e.g. const checks)
   bool in_response = false;
   int depth = 0;
+  // Checking a function body on its own: path parameters and the response
+  // are placeholders, checked again where the function is inlined.
+  bool fn_check = false;
 };
 
 class Lowerer {
@@ -172,6 +175,7 @@ class Lowerer {
   std::map<std::string, std::pair<Type, Location>> claims_;
   std::vector<const ast::Const*> const_stack_;
   std::vector<const ast::Function*> fn_stack_;
+  std::set<const ast::Profile*> route_profiles_;  // expanded into the current route
   bool poisoned_ = false;
 };
 
@@ -416,6 +420,7 @@ std::unique_ptr<IrExpr> Lowerer::InlineConst(const ast::Const& c, FileCtx* def,
   inner.route = env.route;
   inner.in_response = env.in_response;
   inner.depth = env.depth;
+  inner.fn_check = env.fn_check;
   auto v = LowerExpr(*c.value, inner);
   const_stack_.pop_back();
   if (c.type) {
@@ -487,6 +492,7 @@ std::unique_ptr<IrExpr> Lowerer::LowerPath(const ast::Expr& e, Env& env, bool* h
   }
 
   auto param = [&](const std::string& name) -> std::unique_ptr<IrExpr> {
+    if (env.fn_check) return Make(IrKind::kParam, Type::Of(ValueType::kString), e.loc);
     if (!env.route) {
       Error(e.loc, "path parameters are only available inside a route");
       return Bad(e.loc);
@@ -568,7 +574,7 @@ std::unique_ptr<IrExpr> Lowerer::LowerPath(const ast::Expr& e, Env& env, bool* h
   }
   if (root == "response") {
     *handled = true;
-    if (!env.in_response) {
+    if (!env.in_response && !env.fn_check) {
       Error(e.loc, "`response` is only available in `on response` rules");
       return Bad(e.loc);
     }
@@ -809,6 +815,7 @@ std::unique_ptr<IrExpr> Lowerer::InlineFunction(const ast::Function& f, FileCtx*
   inner.route = env.route;
   inner.in_response = env.in_response;
   inner.depth = env.depth;
+  inner.fn_check = env.fn_check;
   auto body = LowerExpr(*f.body, inner);
   fn_stack_.pop_back();
   return Expect(std::move(body), FromTypeRef(f.result, diags_),
@@ -1031,6 +1038,8 @@ void Lowerer::ExpandStmts(const std::vector<ast::Stmt>& stmts, FileCtx* file, Ir
           Error(s.loc, "profile " + Bt(p->name) + " uses itself");
           break;
         }
+        // A profile applies once per route, however many paths use it.
+        if (!route_profiles_.insert(p).second) break;
         if (depth >= kMaxInlineDepth) {
           Error(s.loc, "profiles nest more than " + std::to_string(kMaxInlineDepth) + " deep");
           break;
@@ -1059,7 +1068,7 @@ void Lowerer::ExpandStmts(const std::vector<ast::Stmt>& stmts, FileCtx* file, Ir
         IrRule rule;
         ++out.rule_counter;
         if (!s.label.empty()) {
-          if (!out.labels.insert(s.label + (response ? "/response" : "")).second) {
+          if (!out.labels.insert(s.label).second) {
             Error(s.loc, "duplicate rule label " + Bt(s.label) + " in " + Bt(out.scope));
           }
           rule.id = out.scope + "." + s.label;
@@ -1277,6 +1286,9 @@ IrProgram Lowerer::Run(const std::vector<const ast::File*>& files, const std::st
     }
     for (const auto& s : f->shapes) {
       Declare(*pkg, s.name, s.loc);
+      if (s.name == "any" || s.name == "string" || BuiltinShapeImpl(s.name)) {
+        Error(s.loc, "shape " + Bt(s.name) + " would hide the built-in shape of the same name");
+      }
       pkg->shapes.emplace(s.name, std::make_pair(&s, ctx.get()));
       RE2::Options opts;
       opts.set_log_errors(false);
@@ -1321,22 +1333,17 @@ IrProgram Lowerer::Run(const std::vector<const ast::File*>& files, const std::st
       std::vector<Local> locals;
       for (size_t i = 0; i < args.size(); ++i) locals.push_back({fn.params[i].name, args[i].get()});
       if (!fn.body) continue;
-      IrRoute fake;
-      Env env{ctx.get(), &locals, nullptr, false, 0};
-      // Path parameter references are legal in functions only when inlined
-      // into a route; don't report them here.
-      size_t before = diags_.error_count();
+      Env env{ctx.get(), &locals, nullptr, false, 0, true};
       fn_stack_.push_back(&fn);
       auto body = LowerExpr(*fn.body, env);
       fn_stack_.pop_back();
-      (void)before;
       if (!poisoned_) Expect(std::move(body), FromTypeRef(fn.result, diags_),
                              ("the result of " + Bt(fn.name)).c_str());
       poisoned_ = false;
     }
     for (const auto& c : ctx->file->consts) {
-      Env env{ctx.get(), nullptr, nullptr, false, 0};
-      if (!c.is_let) InlineConst(c, ctx.get(), c.loc, env);
+      Env env{ctx.get(), nullptr, nullptr, false, 0, c.is_let};
+      auto checked = InlineConst(c, ctx.get(), c.loc, env);
       poisoned_ = false;
     }
   }
@@ -1393,6 +1400,7 @@ IrProgram Lowerer::Run(const std::vector<const ast::File*>& files, const std::st
           diags_.Note(it->second, "first defined here");
         }
         std::vector<const ast::Profile*> stack;
+        route_profiles_.clear();
         ExpandBody(api.body, ctx.get(), route, api.name, stack, 0);
         ExpandBody(r.body, ctx.get(), route, route.name, stack, 0);
         prog.routes.push_back(std::move(route));

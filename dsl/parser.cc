@@ -5,22 +5,24 @@
 //
 //  1. Lex the whole file over its *bytes* (ByteStream feeds each byte as one
 //     symbol), so every column is a byte column and no UTF-8 decoding can
-//     throw inside ANTLR.
+//     throw inside ANTLR. At most kMaxTokens tokens.
 //  2. Scan the tokens once: report lexical errors (invalid characters,
 //     unterminated strings and comments, malformed numbers) and bound the
 //     nesting depth, so hostile input such as 100000 `(` never reaches
 //     ANTLR's recursive descent.
-//  3. Parse with ANTLR's default recovery. A custom error strategy words
-//     every syntax error as `syntax error: unexpected X[, expected Y]`; an
-//     error listener turns it into a Diagnostic.
+//  3. Parse, collecting every syntax error. A custom error strategy words
+//     each as `syntax error: unexpected X[, expected Y]` and, inside a
+//     statement, resynchronises at the next statement (elsewhere ANTLR's
+//     default recovery); an error listener turns it into a Diagnostic.
 //  4. Walk the parse tree, which may be broken (null children, conjured
 //     tokens), into the AST: decode strings and literals, check test JSON and
 //     enforce kMaxNesting on expressions, types and JSON.
 //
-// Bounds: input is at most kMaxSourceBytes; lexing, the scan and the AST walk
-// are linear; the walk recurses at most kMaxNesting deep and ANTLR at most a
-// constant times kMaxNesting (+ slack for block braces). At most kMaxErrors
-// diagnostics per file. Nothing throws to the caller.
+// Bounds: input is at most kMaxSourceBytes and kMaxTokens tokens (which caps
+// ANTLR's token buffer and parse tree at about a gigabyte); lexing, the scan
+// and the AST walk are linear; the walk recurses at most kMaxNesting deep and
+// ANTLR at most a constant times kMaxNesting (+ slack for block braces). At
+// most kMaxErrors diagnostics per file. Nothing throws to the caller.
 //
 // Tested by tests/parser_test.cc and tests/fuzz/parser_fuzzer.cc.
 #include "dsl/parser.h"
@@ -50,6 +52,11 @@ using TerminalNode = antlr4::tree::TerminalNode;
 using ExprPtr = std::unique_ptr<ast::Expr>;
 
 constexpr size_t kMaxErrors = 100;  // per file; then parsing stops
+// Tokens per file (comments included). ANTLR keeps every token and a parse
+// tree of several nodes per token in memory; this caps that at about a
+// gigabyte for the most hostile input. Realistic policy text runs at about
+// ten bytes per token, so a policy of kMaxSourceBytes fits.
+constexpr size_t kMaxTokens = size_t{1} << 20;
 // The token scan counts block braces (`api {`, `route {`, `on response {`,
 // `test {`) and `fn f(` as nesting too; the exact limit is applied by the AST
 // builder, which never counts more than the scan minus this slack.
@@ -238,6 +245,24 @@ class LexerListener : public antlr4::BaseErrorListener {
   Reporter& rep_;
 };
 
+// The generated lexer, stopping (at end of input) after kMaxTokens tokens.
+class CappedLexer : public VaktLexer {
+ public:
+  using VaktLexer::VaktLexer;
+  std::unique_ptr<antlr4::Token> nextToken() override {
+    if (++count_ > kMaxTokens && !capped_) {
+      capped_ = true;
+      _input->seek(_input->size());
+    }
+    return VaktLexer::nextToken();
+  }
+  bool capped() const { return capped_; }
+
+ private:
+  size_t count_ = 0;
+  bool capped_ = false;
+};
+
 // Lexes a file and reports lexical errors. Owns the ANTLR lexer and token
 // buffer, which the parser and the AST builder then read.
 class Lexed {
@@ -248,8 +273,14 @@ class Lexed {
     lexer_.addErrorListener(&listener_);
   }
 
-  void Run() {
+  // Returns false if the file has too many tokens to parse.
+  bool Run() {
     tokens_.fill();
+    if (lexer_.capped()) {
+      rep_.Error(Location{&src_, 1, 1},
+                 "file has too many tokens (more than " + std::to_string(kMaxTokens) + ")");
+      return false;
+    }
     for (antlr4::Token* t : tokens_.getTokens()) {
       switch (t->getType()) {
         case VaktLexer::ERROR_CHAR:
@@ -275,6 +306,7 @@ class Lexed {
           break;
       }
     }
+    return true;
   }
 
   // Bounds the nesting ANTLR will recurse through: ( [ { and runs of unary
@@ -348,7 +380,7 @@ class Lexed {
   const SourceFile& src_;
   Reporter& rep_;
   ByteStream input_;
-  VaktLexer lexer_;
+  CappedLexer lexer_;
   antlr4::CommonTokenStream tokens_;
   LexerListener listener_{rep_};
   std::unordered_set<size_t> bad_;
@@ -376,8 +408,9 @@ std::string ExpectedName(const antlr4::dfa::Vocabulary& vocab, ssize_t type) {
 }
 
 // Words every syntax error the same way and hands it to the listeners.
-// Recovery itself is ANTLR's default (single-token insertion/deletion, then
-// resynchronisation), so all errors of a file are reported.
+// Recovery is ANTLR's (single-token insertion/deletion, then
+// resynchronisation), except that inside a statement it skips to the next
+// statement, so every broken statement of a file is reported once.
 class Strategy : public antlr4::DefaultErrorStrategy {
  public:
   explicit Strategy(const SourceFile& src) : src_(src) {}
@@ -1231,7 +1264,7 @@ void Parse(const SourceFile& src, Reporter& rep, ast::File& file) {
     return;
   }
   Lexed lexed(src, rep);
-  lexed.Run();
+  if (!lexed.Run()) return;
   if (rep.full()) {
     rep.GiveUp();
     return;
@@ -1301,19 +1334,20 @@ std::vector<Token> Lex(const SourceFile& src, Diagnostics& diags) {
                                           std::to_string(kMaxSourceBytes) + ")");
     } else {
       Lexed lexed(src, rep);
-      lexed.Run();
-      for (antlr4::Token* t : lexed.tokens().getTokens()) {
-        size_t type = t->getType();
-        if (type == antlr4::Token::EOF || type == VaktLexer::ERROR_CHAR ||
-            type == VaktLexer::ERROR_BYTE) {
-          continue;
+      if (lexed.Run()) {
+        for (antlr4::Token* t : lexed.tokens().getTokens()) {
+          size_t type = t->getType();
+          if (type == antlr4::Token::EOF || type == VaktLexer::ERROR_CHAR ||
+              type == VaktLexer::ERROR_BYTE) {
+            continue;
+          }
+          Token tok;
+          tok.kind = KindOf(type);
+          tok.text = std::string(TextOf(src, t));
+          tok.line = static_cast<uint32_t>(t->getLine());
+          tok.column = static_cast<uint32_t>(t->getCharPositionInLine() + 1);
+          out.push_back(std::move(tok));
         }
-        Token tok;
-        tok.kind = KindOf(type);
-        tok.text = std::string(TextOf(src, t));
-        tok.line = static_cast<uint32_t>(t->getLine());
-        tok.column = static_cast<uint32_t>(t->getCharPositionInLine() + 1);
-        out.push_back(std::move(tok));
       }
     }
   } catch (const std::exception& e) {

@@ -1,6 +1,7 @@
 #include "dsl/source.h"
 
 #include <algorithm>
+#include <tuple>
 
 namespace vakt::dsl {
 
@@ -34,13 +35,31 @@ void Diagnostics::Note(const Location& loc, std::string message) {
 }
 
 void Diagnostics::Sort() {
-  std::stable_sort(diags_.begin(), diags_.end(), [](const Diagnostic& a, const Diagnostic& b) {
-    std::string_view pa = a.loc.file ? std::string_view(a.loc.file->path) : "";
-    std::string_view pb = b.loc.file ? std::string_view(b.loc.file->path) : "";
-    if (pa != pb) return pa < pb;
-    if (a.loc.line != b.loc.line) return a.loc.line < b.loc.line;
-    return a.loc.column < b.loc.column;
-  });
+  // A note belongs to the diagnostic before it and moves with it.
+  struct Group {
+    size_t first, count;
+  };
+  std::vector<Group> groups;
+  for (size_t i = 0; i < diags_.size(); ++i) {
+    if (diags_[i].severity == Severity::kNote && !groups.empty()) {
+      ++groups.back().count;
+    } else {
+      groups.push_back({i, 1});
+    }
+  }
+  auto key = [&](const Group& g) {
+    const Diagnostic& d = diags_[g.first];
+    std::string_view path = d.loc.file ? std::string_view(d.loc.file->path) : "";
+    return std::make_tuple(path, d.loc.line, d.loc.column);
+  };
+  std::stable_sort(groups.begin(), groups.end(),
+                   [&](const Group& a, const Group& b) { return key(a) < key(b); });
+  std::vector<Diagnostic> sorted;
+  sorted.reserve(diags_.size());
+  for (const auto& g : groups) {
+    for (size_t i = 0; i < g.count; ++i) sorted.push_back(std::move(diags_[g.first + i]));
+  }
+  diags_ = std::move(sorted);
 }
 
 std::string FormatDiagnostic(const Diagnostic& d) {

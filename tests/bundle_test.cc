@@ -118,12 +118,9 @@ BundleData Sample() {
       I(Op::kAllow),
   };
   std::vector<Instr> get_response = {
-      I(Op::kLoadResp, 0),
-      I(Op::kPushInt, A(ValueType::kInt), 0, 0),
-      I(Op::kEq),
-      I(Op::kJumpIfFalse, 0, 0, 5),
-      I(Op::kAllow),
-      I(Op::kDeny, 0, 0, 0),
+      I(Op::kLoadResp, 0), I(Op::kPushInt, A(ValueType::kInt), 0, 0),
+      I(Op::kEq),          I(Op::kJumpIfFalse, 0, 0, 5),
+      I(Op::kAllow),       I(Op::kDeny, 0, 0, 0),
   };
   std::vector<Instr> create = {
       I(Op::kRule, 0, 0, 1),
@@ -151,10 +148,8 @@ BundleData Sample() {
   // /v1 -> n1; /v1/health -> n2 (GET r0); /v1/patients -> n3 (POST r2);
   // /v1/patients/{patient_id} -> n4 (GET r1).
   d.nodes = {
-      TrieNode{0, 1, kNone, kNone, 0, 0},
-      TrieNode{1, 2, kNone, kNone, 0, 0},
-      TrieNode{0, 0, kNone, kNone, 0, 1},
-      TrieNode{0, 0, 4, 0, 1, 1},
+      TrieNode{0, 1, kNone, kNone, 0, 0}, TrieNode{1, 2, kNone, kNone, 0, 0},
+      TrieNode{0, 0, kNone, kNone, 0, 1}, TrieNode{0, 0, 4, 0, 1, 1},
       TrieNode{0, 0, kNone, kNone, 2, 1},
   };
   d.edges = {TrieEdge{sV1, 1}, TrieEdge{sHealth, 2}, TrieEdge{sPatients, 3}};
@@ -178,7 +173,8 @@ BundleData Tiny() {
 
 template <typename T>
 bool SameBytes(const std::vector<T>& x, const std::vector<T>& y) {
-  return x.size() == y.size() && (x.empty() || std::memcmp(x.data(), y.data(), x.size() * sizeof(T)) == 0);
+  return x.size() == y.size() &&
+         (x.empty() || std::memcmp(x.data(), y.data(), x.size() * sizeof(T)) == 0);
 }
 
 void ExpectSameData(const BundleData& x, const BundleData& y) {
@@ -204,7 +200,8 @@ void ExpectSameData(const BundleData& x, const BundleData& y) {
 
 uint32_t GetU32(const std::string& b, size_t at) {
   uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(b[at + i])) << (8 * i);
+  for (int i = 0; i < 4; ++i)
+    v |= static_cast<uint32_t>(static_cast<uint8_t>(b[at + i])) << (8 * i);
   return v;
 }
 void SetU32(std::string* b, size_t at, uint32_t v) {
@@ -227,7 +224,9 @@ void Reseal(std::string* b) {
   std::memcpy(b->data() + 24, sum.data(), sum.size());
 }
 
-size_t DirEntry(SectionId id) { return kHeaderSize + (static_cast<uint32_t>(id) - 1) * kDirEntrySize; }
+size_t DirEntry(SectionId id) {
+  return kHeaderSize + (static_cast<uint32_t>(id) - 1) * kDirEntrySize;
+}
 size_t SectionOffset(const std::string& b, SectionId id) { return GetU32(b, DirEntry(id) + 4); }
 size_t SectionLength(const std::string& b, SectionId id) { return GetU32(b, DirEntry(id) + 8); }
 
@@ -255,8 +254,8 @@ std::string WithSection(const std::string& b, SectionId id, const std::string& p
     return ::testing::AssertionFailure() << "wrong code: " << r.status().ToString();
   }
   if (r.status().message().find(fragment) == std::string::npos) {
-    return ::testing::AssertionFailure() << "message `" << r.status().message() << "` lacks `"
-                                         << fragment << "`";
+    return ::testing::AssertionFailure()
+           << "message `" << r.status().message() << "` lacks `" << fragment << "`";
   }
   // Load must refuse it the same way.
   auto loaded = Bundle::Load(bytes);
@@ -505,7 +504,8 @@ TEST(BundleParseTest, DirectoryOffsets) {
   x = b;
   SetU32(&x, DirEntry(SectionId::kStrings) + 4, 64);
   Reseal(&x);
-  EXPECT_TRUE(Corrupt(x, "directory entry 0 (`strings`): offset 64 overlaps the header or directory"));
+  EXPECT_TRUE(
+      Corrupt(x, "directory entry 0 (`strings`): offset 64 overlaps the header or directory"));
   // Overlapping the previous section.
   x = b;
   SetU32(&x, DirEntry(SectionId::kMeta) + 4, SectionOffset(b, SectionId::kInts));
@@ -559,7 +559,8 @@ TEST(BundleParseTest, HugeCountsAreRefusedBeforeAllocating) {
   const size_t edges = 4 + 24 * Sample().nodes.size();
   const size_t methods = edges + 4 + 8 * Sample().edges.size();
   const Case cases[] = {
-      {SectionId::kStrings, 0, "section `strings`: string count 4294967295 needs 34359738360 bytes"},
+      {SectionId::kStrings, 0,
+       "section `strings`: string count 4294967295 needs 34359738360 bytes"},
       {SectionId::kInts, 0, "section `ints`: int count 4294967295 needs 34359738360 bytes"},
       {SectionId::kRegexes, 0, "section `regexes`: regex count 4294967295 needs 17179869180 bytes"},
       {SectionId::kClaimPaths, 0, "section `claim_paths`: claim path count 4294967295 needs"},
@@ -620,9 +621,7 @@ TEST(BundleParseTest, TrailingBytesInASection) {
 
 TEST(BundleParseTest, TruncatedSections) {
   const std::string b = Serialize(Sample());
-  auto payload = [&](SectionId id) {
-    return b.substr(SectionOffset(b, id), SectionLength(b, id));
-  };
+  auto payload = [&](SectionId id) { return b.substr(SectionOffset(b, id), SectionLength(b, id)); };
   // Meta is fixed-size: 8 bytes short, its route count is missing.
   EXPECT_TRUE(Corrupt(WithSection(b, SectionId::kMeta, payload(SectionId::kMeta).substr(0, 40)),
                       "section `meta`: truncated: route count needs 4 bytes, has 0"));
@@ -635,8 +634,9 @@ TEST(BundleParseTest, TruncatedSections) {
   EXPECT_TRUE(Corrupt(
       WithSection(b, SectionId::kClaimPaths, payload(SectionId::kClaimPaths).substr(0, 4 + 8)),
       "section `claim_paths`: truncated: claim part count needs 4 bytes, has 0"));
-  EXPECT_TRUE(Corrupt(WithSection(b, SectionId::kTrie, payload(SectionId::kTrie).substr(0, 4 + 24 * 5)),
-                      "section `trie`: truncated: edge count needs 4 bytes, has 0"));
+  EXPECT_TRUE(
+      Corrupt(WithSection(b, SectionId::kTrie, payload(SectionId::kTrie).substr(0, 4 + 24 * 5)),
+              "section `trie`: truncated: edge count needs 4 bytes, has 0"));
   // And the opposite: a fixed-size section with bytes left over.
   EXPECT_TRUE(Corrupt(WithSection(b, SectionId::kMeta, payload(SectionId::kMeta) + "xyz"),
                       "section `meta`: 3 trailing bytes"));
@@ -671,8 +671,10 @@ TEST(BundleParseTest, StringTable) {
   std::string x = b;
   SetU32(&x, strings + 4 + 8 * 3, 0x7fffffff);
   Reseal(&x);
-  EXPECT_TRUE(Corrupt(x, "section `strings`: string 3 [2147483647, 2147483650) is outside the "
-                         "blob (" + std::to_string(blob) + " bytes)"));
+  EXPECT_TRUE(Corrupt(x,
+                      "section `strings`: string 3 [2147483647, 2147483650) is outside the "
+                      "blob (" +
+                          std::to_string(blob) + " bytes)"));
   // A length outside the blob, with 32-bit wrap-around.
   x = b;
   SetU32(&x, strings + 4 + 8 * 3 + 4, 0xffffffff);
@@ -682,8 +684,9 @@ TEST(BundleParseTest, StringTable) {
   x = b;
   SetU32(&x, strings + 4 + 8 * 2, 0);
   Reseal(&x);
-  EXPECT_TRUE(Corrupt(x, "section `strings`: string 2 starts at blob offset 0, expected 10 "
-                         "(strings are stored back to back)"));
+  EXPECT_TRUE(Corrupt(x,
+                      "section `strings`: string 2 starts at blob offset 0, expected 10 "
+                      "(strings are stored back to back)"));
   // Blob bytes no string uses.
   x = b;
   SetU32(&x, strings + 4 + 8 * 27 + 4, 11);  // "x-request-id" is 12 bytes
@@ -716,14 +719,16 @@ TEST(BundleParseTest, ClaimPathTable) {
   std::string x = b;
   SetU32(&x, claims + 4 + 8 + 4, 3);  // path 1: parts [1, 4) of 3
   Reseal(&x);
-  EXPECT_TRUE(Corrupt(x, "section `claim_paths`: claim path 1 parts [1, 4) are outside the part "
-                         "list (3 parts)"));
+  EXPECT_TRUE(Corrupt(x,
+                      "section `claim_paths`: claim path 1 parts [1, 4) are outside the part "
+                      "list (3 parts)"));
   x = b;
   SetU32(&x, claims + 4 + 8, 0);  // path 1 starts at part 0, overlapping path 0
   SetU32(&x, claims + 4 + 8 + 4, 1);
   Reseal(&x);
-  EXPECT_TRUE(Corrupt(x, "section `claim_paths`: claim path 1 starts at part 0, expected 1 "
-                         "(paths are stored back to back)"));
+  EXPECT_TRUE(Corrupt(x,
+                      "section `claim_paths`: claim path 1 starts at part 0, expected 1 "
+                      "(paths are stored back to back)"));
   x = b;
   SetU32(&x, claims + 4 + 8 + 4, 1);  // path 1 uses 1 of its 2 parts
   Reseal(&x);

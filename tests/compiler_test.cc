@@ -158,6 +158,38 @@ TEST(Compiler, RoutesAndRules) {
   ExpectError(InRoute("require request.path matches \"a{1001}\" else deny 403"), "invalid regular expression");
 }
 
+TEST(Compiler, FunctionsMayReadParamsAndResponse) {
+  Out o = Build1("fn mine() -> bool { params.id == token.sub }\n"
+                 "fn ok() -> bool { response.status < 500 }\n" +
+                 InRoute("require mine() else deny 403\non response { require ok() else deny 502 }"));
+  EXPECT_TRUE(o.ok) << o.diags;
+  // ...but only where the route has the parameter.
+  ExpectError("fn mine() -> bool { params.nope == token.sub }\n" + InRoute("require mine() else deny 403"),
+              "has no path parameter `nope`");
+  // An unused file-level let is still checked.
+  ExpectError("let broken = 1 + \"a\"\n", "cannot apply `+` to `int` and `string`");
+}
+
+TEST(Compiler, RuleIdsAreUniquePerRoute) {
+  ExpectError(InRoute("l: require true else deny 403\non response { l: require true else deny 502 }"),
+              "duplicate rule label `l`");
+  // A profile used by the api and again by the route applies once.
+  Out o = Build1("profile p { x: require true else deny 403 }\n"
+                 "api a \"/v1\" { use p\n route r GET \"/x\" { use p } }\n");
+  ASSERT_TRUE(o.ok) << o.diags;
+  EXPECT_EQ(o.c->ir.routes[0].request_rules.size(), 1u);
+  ExpectError("shape uuid = \"[0-9]+\"\n", "would hide the built-in shape");
+}
+
+TEST(Compiler, NotesFollowTheirError) {
+  Out o = Build1("api a \"/v1\" {\n route GET \"/x\" {}\n route GET \"/x\" {}\n}\n");
+  auto err = o.diags.find("error: duplicate route");
+  auto note = o.diags.find("note: first defined here");
+  ASSERT_NE(err, std::string::npos) << o.diags;
+  ASSERT_NE(note, std::string::npos) << o.diags;
+  EXPECT_LT(err, note);
+}
+
 TEST(Compiler, BudgetExceeded) {
   std::string rules;
   for (int i = 0; i < 50; ++i) rules += "require request.method == \"GET\" else deny 403\n";

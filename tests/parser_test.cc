@@ -703,6 +703,18 @@ TEST(ParserErrors, FileTooLarge) {
   EXPECT_EQ(Parse(std::string(kMaxSourceBytes, ' ')).Errors(), "");
 }
 
+TEST(ParserErrors, TooManyTokens) {
+  // More than 2^20 tokens (about ten times a realistic policy's density).
+  std::string many;
+  for (int i = 0; i < 600000; ++i) many += "1,";
+  Parsed p = Parse("const a = [" + many + "]\n");
+  EXPECT_EQ(p.Errors(), "1:1: file has too many tokens (more than 1048576)\n");
+  Diagnostics d;
+  SourceFile src{"many.vakt", many};
+  EXPECT_TRUE(Lex(src, d).empty());
+  EXPECT_EQ(d.error_count(), 1u);
+}
+
 // ---------------------------------------------------------------- nesting
 
 TEST(ParserNesting, ParenthesesAtAndBeyondTheLimit) {

@@ -86,7 +86,8 @@ TEST(RequestJson, Errors) {
   EXPECT_EQ(ErrorOf(R"({"method":"GET"})"), "request: `path` is required");
   EXPECT_EQ(ErrorOf(R"({"method":"GET","path":"/","hdrs":{}})"),
             "request: unknown key `hdrs` (expected method, path, headers, body, tls or time)");
-  EXPECT_EQ(ErrorOf(R"({"method":1,"path":"/"})"), "request: `method` is a number, expected a string");
+  EXPECT_EQ(ErrorOf(R"({"method":1,"path":"/"})"),
+            "request: `method` is a number, expected a string");
   EXPECT_EQ(ErrorOf(R"({"method":"GET","path":null})"),
             "request: `path` is null, expected a string");
   EXPECT_EQ(ErrorOf(R"({"method":"GET","path":"/","headers":[]})"),

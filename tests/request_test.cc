@@ -20,7 +20,7 @@ struct Normalized {
 };
 
 Normalized Norm(std::string_view target, std::string_view method = "GET",
-               std::span<const HeaderField> headers = {}) {
+                std::span<const HeaderField> headers = {}) {
   HttpRequest req;
   req.method = method;
   req.target = target;
@@ -105,11 +105,11 @@ TEST(Normalize, BadEscapesRefused) {
 TEST(Normalize, Utf8) {
   ExpectRefused("/a%FFb", TargetError::kMalformed, "path is not valid UTF-8");
   ExpectRefused("/a\xFF", TargetError::kMalformed, "path is not valid UTF-8");
-  ExpectRefused("/%C0%AF", TargetError::kMalformed, "path is not valid UTF-8");      // overlong '/'
-  ExpectRefused("/%E0%80%AF", TargetError::kMalformed, "path is not valid UTF-8");   // overlong
-  ExpectRefused("/%ED%A0%80", TargetError::kMalformed, "path is not valid UTF-8");   // surrogate
+  ExpectRefused("/%C0%AF", TargetError::kMalformed, "path is not valid UTF-8");     // overlong '/'
+  ExpectRefused("/%E0%80%AF", TargetError::kMalformed, "path is not valid UTF-8");  // overlong
+  ExpectRefused("/%ED%A0%80", TargetError::kMalformed, "path is not valid UTF-8");  // surrogate
   ExpectRefused("/%F4%90%80%80", TargetError::kMalformed, "path is not valid UTF-8");  // > U+10FFFF
-  ExpectRefused("/%C3", TargetError::kMalformed, "path is not valid UTF-8");         // truncated
+  ExpectRefused("/%C3", TargetError::kMalformed, "path is not valid UTF-8");           // truncated
   // A sequence split across segments is invalid in both.
   ExpectRefused("/%C3/%A9", TargetError::kMalformed, "path is not valid UTF-8");
   EXPECT_EQ(PathOf("/%F0%9F%98%80"), "/\xF0\x9F\x98\x80");
@@ -147,7 +147,7 @@ TEST(Normalize, Query) {
   ASSERT_EQ(n.error, TargetError::kNone) << n.norm.error_detail;
   EXPECT_EQ(n.norm.raw_query, "a=1&b=x+y&a=2&flag&e=&%41=%42%20c&&c=d=e");
   using P = std::pair<std::string_view, std::string_view>;
-  std::vector<P> want = {{"a", "1"}, {"b", "x y"}, {"a", "2"}, {"flag", ""},
+  std::vector<P> want = {{"a", "1"}, {"b", "x y"}, {"a", "2"},  {"flag", ""},
                          {"e", ""},  {"A", "B c"}, {"c", "d=e"}};
   EXPECT_EQ(n.norm.query, want);
   EXPECT_EQ(n.norm.path, "/p");
@@ -289,8 +289,7 @@ TEST(Normalize, ViewsPointIntoStorage) {
   }
   const std::string& qs = n.norm.query_storage;
   EXPECT_GE(n.norm.query[0].first.data(), qs.data());
-  EXPECT_LE(n.norm.query[0].second.data() + n.norm.query[0].second.size(),
-            qs.data() + qs.size());
+  EXPECT_LE(n.norm.query[0].second.data() + n.norm.query[0].second.size(), qs.data() + qs.size());
 }
 
 TEST(Utf8, Validation) {
@@ -306,20 +305,20 @@ TEST(Utf8, Validation) {
   EXPECT_TRUE(IsValidUtf8("\xF4\x8F\xBF\xBF"));  // U+10FFFF
   EXPECT_TRUE(IsValidUtf8(std::string_view("\0", 1)));
 
-  EXPECT_FALSE(IsValidUtf8("\x80"));               // lone continuation
-  EXPECT_FALSE(IsValidUtf8("\xC0\x80"));           // overlong NUL
-  EXPECT_FALSE(IsValidUtf8("\xC1\xBF"));           // overlong
-  EXPECT_FALSE(IsValidUtf8("\xE0\x9F\xBF"));       // overlong 3-byte
-  EXPECT_FALSE(IsValidUtf8("\xF0\x8F\xBF\xBF"));   // overlong 4-byte
-  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));       // U+D800
-  EXPECT_FALSE(IsValidUtf8("\xED\xBF\xBF"));       // U+DFFF
-  EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));   // U+110000
+  EXPECT_FALSE(IsValidUtf8("\x80"));              // lone continuation
+  EXPECT_FALSE(IsValidUtf8("\xC0\x80"));          // overlong NUL
+  EXPECT_FALSE(IsValidUtf8("\xC1\xBF"));          // overlong
+  EXPECT_FALSE(IsValidUtf8("\xE0\x9F\xBF"));      // overlong 3-byte
+  EXPECT_FALSE(IsValidUtf8("\xF0\x8F\xBF\xBF"));  // overlong 4-byte
+  EXPECT_FALSE(IsValidUtf8("\xED\xA0\x80"));      // U+D800
+  EXPECT_FALSE(IsValidUtf8("\xED\xBF\xBF"));      // U+DFFF
+  EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));  // U+110000
   EXPECT_FALSE(IsValidUtf8("\xF5\x80\x80\x80"));
   EXPECT_FALSE(IsValidUtf8("\xFF"));
-  EXPECT_FALSE(IsValidUtf8("\xC3"));               // truncated
-  EXPECT_FALSE(IsValidUtf8("\xE2\x82"));           // truncated
-  EXPECT_FALSE(IsValidUtf8("\xC3\x28"));           // bad continuation
-  EXPECT_FALSE(IsValidUtf8("ok\xF0\x9F\x98"));     // truncated at the end
+  EXPECT_FALSE(IsValidUtf8("\xC3"));            // truncated
+  EXPECT_FALSE(IsValidUtf8("\xE2\x82"));        // truncated
+  EXPECT_FALSE(IsValidUtf8("\xC3\x28"));        // bad continuation
+  EXPECT_FALSE(IsValidUtf8("ok\xF0\x9F\x98"));  // truncated at the end
 }
 
 // A self-signed certificate made with OpenSSL for the test, so the
@@ -377,7 +376,8 @@ TEST(CertThumbprint, MatchesSha256OfDer) {
 TEST(CertThumbprint, Errors) {
   EXPECT_FALSE(CertThumbprint("").ok());
   EXPECT_FALSE(CertThumbprint("not a certificate").ok());
-  EXPECT_FALSE(CertThumbprint("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").ok());
+  EXPECT_FALSE(
+      CertThumbprint("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").ok());
   auto r = CertThumbprint("junk");
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
 }

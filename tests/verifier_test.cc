@@ -51,8 +51,8 @@ BundleData Make(std::vector<Instr> req = {I(Op::kAllow)}, std::vector<Instr> res
   BundleData d;
   d.name = "t";
   d.compiler_version = "test";
-  d.strings = {"", "GET", "POST", "r", "/", "rule.id", "err", "msg", "seg", "^[a-z]+$", "p",
-               "x-h", "scope"};
+  d.strings = {"",    "GET", "POST",     "r", "/",   "rule.id", "err",
+               "msg", "seg", "^[a-z]+$", "p", "x-h", "scope"};
   d.ints = {42};
   d.regexes = {kPattern};
   d.claim_paths = {{kClaimPart}};
@@ -95,8 +95,8 @@ BundleData Make(std::vector<Instr> req = {I(Op::kAllow)}, std::vector<Instr> res
     return ::testing::AssertionFailure() << "wrong code: " << s.ToString();
   }
   if (s.message().find(fragment) == std::string::npos) {
-    return ::testing::AssertionFailure() << "message `" << s.message() << "` lacks `" << fragment
-                                         << "`";
+    return ::testing::AssertionFailure()
+           << "message `" << s.message() << "` lacks `" << fragment << "`";
   }
   return ::testing::AssertionSuccess() << s.message();
 }
@@ -140,8 +140,8 @@ TEST(VerifierTest, EveryOpcodeVerifies) {
   for (ValueType t : {ValueType::kInt, ValueType::kDuration, ValueType::kTimestamp}) {
     net0({I(Op::kPushInt, A(t), 0, 0), I(Op::kNeg), I(Op::kPop)});
   }
-  for (Op op : {Op::kEq, Op::kNe, Op::kLt, Op::kLe, Op::kGt, Op::kGe, Op::kAdd, Op::kSub,
-                Op::kMul, Op::kDiv, Op::kMod, Op::kIn, Op::kIndex}) {
+  for (Op op : {Op::kEq, Op::kNe, Op::kLt, Op::kLe, Op::kGt, Op::kGe, Op::kAdd, Op::kSub, Op::kMul,
+                Op::kDiv, Op::kMod, Op::kIn, Op::kIndex}) {
     net0({I(Op::kPushInt, A(ValueType::kInt), 0, 0), I(Op::kPushInt, A(ValueType::kInt), 0, 0),
           I(op), I(Op::kPop)});
   }
@@ -355,7 +355,8 @@ TEST(VerifierTest, RouteProgramRanges) {
   EXPECT_TRUE(Rejected(d, "request program is empty"));
   d = Make();
   d.routes[0].request_code = 0xffffffff;
-  EXPECT_TRUE(Rejected(d, "request program [4294967295, 4294967296) out of range (1 instructions)"));
+  EXPECT_TRUE(
+      Rejected(d, "request program [4294967295, 4294967296) out of range (1 instructions)"));
   d = Make();
   d.routes[0].response_code = 0xffffffff;
   d.routes[0].response_len = 2;
@@ -390,12 +391,12 @@ TEST(VerifierTest, OverlappingProgramRanges) {
 // ---- Programs: control flow and stack --------------------------------------
 
 TEST(VerifierTest, StackUnderflow) {
-  EXPECT_TRUE(Rejected(Req({I(Op::kPop)}),
-                       "route 0 (`r`): request program: stack underflow at pc 0"));
+  EXPECT_TRUE(
+      Rejected(Req({I(Op::kPop)}), "route 0 (`r`): request program: stack underflow at pc 0"));
   EXPECT_TRUE(Rejected(Req({I(Op::kPushNull), I(Op::kEq)}), "stack underflow at pc 1"));
   EXPECT_TRUE(Rejected(Req({I(Op::kJumpIfTrueOrPop, 0, 0, 1)}), "stack underflow at pc 0"));
-  EXPECT_TRUE(Rejected(Req({I(Op::kPushNull), I(Op::kMakeList, 0, 0, 2)}),
-                       "stack underflow at pc 1"));
+  EXPECT_TRUE(
+      Rejected(Req({I(Op::kPushNull), I(Op::kMakeList, 0, 0, 2)}), "stack underflow at pc 1"));
 }
 
 TEST(VerifierTest, StackOverflow) {
@@ -465,13 +466,15 @@ TEST(VerifierTest, LoadReqAndRespOperands) {
                        "LOAD_REQ: request field 9 out of range (9 fields)"));
   EXPECT_TRUE(Rejected(Req({I(Op::kLoadResp, 0)}),
                        "request program: pc 0: LOAD_RESP: not allowed in a request program"));
-  EXPECT_TRUE(Rejected(Make({I(Op::kAllow)}, {I(Op::kLoadResp, kResponseFieldCount), I(Op::kAllow)}),
-                       "response program: pc 0: LOAD_RESP: response field 2 out of range"));
+  EXPECT_TRUE(
+      Rejected(Make({I(Op::kAllow)}, {I(Op::kLoadResp, kResponseFieldCount), I(Op::kAllow)}),
+               "response program: pc 0: LOAD_RESP: response field 2 out of range"));
 }
 
 TEST(VerifierTest, LoadParamOperand) {
   EXPECT_TRUE(Verified(Req({I(Op::kLoadParam, 0, 0, 0)}, 1)));
-  EXPECT_TRUE(Rejected(Req({I(Op::kLoadParam, 0, 0, 1)}, 1), "LOAD_PARAM: param 1 out of range (1 params)"));
+  EXPECT_TRUE(Rejected(Req({I(Op::kLoadParam, 0, 0, 1)}, 1),
+                       "LOAD_PARAM: param 1 out of range (1 params)"));
   EXPECT_TRUE(Rejected(Req({I(Op::kLoadParam, 0, 0, 0)}, 0), "param 0 out of range (0 params)"));
 }
 
@@ -479,7 +482,8 @@ TEST(VerifierTest, SourceOperands) {
   EXPECT_TRUE(Rejected(Req({I(Op::kLoadFirst, kSourceCount, 0, 0)}),
                        "LOAD_FIRST: source 5 out of range (5 sources)"));
   EXPECT_TRUE(Rejected(Req({I(Op::kHas, kSourceCount, 0, 0)}), "HAS: source 5 out of range"));
-  EXPECT_TRUE(Rejected(Req({I(Op::kLoadAll, kSourceCount, 0, 0)}), "LOAD_ALL: source 5 out of range"));
+  EXPECT_TRUE(
+      Rejected(Req({I(Op::kLoadAll, kSourceCount, 0, 0)}), "LOAD_ALL: source 5 out of range"));
   EXPECT_TRUE(Rejected(Req({I(Op::kLoadFirst, A(Source::kHeader), 0, kStringCount)}),
                        "LOAD_FIRST: name string 13 out of range"));
   EXPECT_TRUE(Rejected(Req({I(Op::kLoadAll, A(Source::kQuery), 0, kStringCount)}),
@@ -488,19 +492,21 @@ TEST(VerifierTest, SourceOperands) {
                        "HAS: claim path 1 out of range (1 claim paths)"));
   EXPECT_TRUE(Rejected(Req({I(Op::kLoadFirst, A(Source::kParam), 0, 1)}, 1),
                        "LOAD_FIRST: param 1 out of range (1 params)"));
-  EXPECT_TRUE(Rejected(Req({I(Op::kHas, A(Source::kParam), 0, 0)}, 0), "HAS: param 0 out of range"));
+  EXPECT_TRUE(
+      Rejected(Req({I(Op::kHas, A(Source::kParam), 0, 0)}, 0), "HAS: param 0 out of range"));
 }
 
 TEST(VerifierTest, ResponseHeaderOnlyInResponsePrograms) {
   for (Op op : {Op::kLoadFirst, Op::kLoadAll, Op::kHas}) {
     EXPECT_TRUE(Rejected(Req({I(op, A(Source::kResponseHeader), 0, kHeaderName)}),
                          "response header source in a request program"));
-    EXPECT_TRUE(Verified(Make({I(Op::kAllow)},
-                              {I(op, A(Source::kResponseHeader), 0, kHeaderName), I(Op::kAllow)})));
+    EXPECT_TRUE(Verified(
+        Make({I(Op::kAllow)}, {I(op, A(Source::kResponseHeader), 0, kHeaderName), I(Op::kAllow)})));
   }
-  EXPECT_TRUE(Rejected(
-      Make({I(Op::kAllow)}, {I(Op::kHas, A(Source::kResponseHeader), 0, kStringCount), I(Op::kAllow)}),
-      "HAS: name string 13 out of range"));
+  EXPECT_TRUE(
+      Rejected(Make({I(Op::kAllow)},
+                    {I(Op::kHas, A(Source::kResponseHeader), 0, kStringCount), I(Op::kAllow)}),
+               "HAS: name string 13 out of range"));
 }
 
 TEST(VerifierTest, LoadAllRefusesClaimAndParam) {
@@ -521,8 +527,9 @@ TEST(VerifierTest, LoadFirstClaimType) {
 TEST(VerifierTest, ConvertOperands) {
   EXPECT_TRUE(Rejected(Req({I(Op::kPushNull), I(Op::kConvert, kValueTypeCount, 0)}),
                        "CONVERT: value type 8 out of range"));
-  EXPECT_TRUE(Rejected(Req({I(Op::kPushNull), I(Op::kConvert, A(ValueType::kList), kValueTypeCount)}),
-                       "CONVERT: list element type 8 out of range"));
+  EXPECT_TRUE(
+      Rejected(Req({I(Op::kPushNull), I(Op::kConvert, A(ValueType::kList), kValueTypeCount)}),
+               "CONVERT: list element type 8 out of range"));
   EXPECT_TRUE(Rejected(Req({I(Op::kPushNull), I(Op::kConvert, 0, 0, 1)}),
                        "CONVERT: unused operand c = 1 must be 0"));
 }
@@ -697,7 +704,8 @@ TEST(VerifierTest, TrieMethods) {
 TEST(VerifierTest, TrieMethodMustMatchRoute) {
   BundleData d = TwoMethods();
   d.methods[1].route = 0;  // POST -> a GET route
-  EXPECT_TRUE(Rejected(d, "trie node 0: method `POST` points at route 0 (`r`), whose method is `GET`"));
+  EXPECT_TRUE(
+      Rejected(d, "trie node 0: method `POST` points at route 0 (`r`), whose method is `GET`"));
 }
 
 TEST(VerifierTest, EveryRouteInExactlyOneMethodEntry) {
@@ -723,8 +731,9 @@ TEST(VerifierTest, TrieParamDepthMatchesRoute) {
   d.nodes[0].first_method = 0;
   d.nodes[0].method_count = 1;
   d.nodes[1].method_count = 0;
-  EXPECT_TRUE(Rejected(d, "trie node 0: route 0 (`r`) has 1 params, but the node is 0 param "
-                          "segments deep"));
+  EXPECT_TRUE(Rejected(d,
+                       "trie node 0: route 0 (`r`) has 1 params, but the node is 0 param "
+                       "segments deep"));
   // Route without params below a param node.
   d = Make({I(Op::kAllow)}, {}, 1);
   d.routes[0].param_count = 0;
@@ -750,15 +759,17 @@ TEST(VerifierTest, SharedProgramIsVerifiedPerParamCount) {
   d.nodes[0].method_count = 1;
   d.nodes[0].first_method = 1;
   d.methods = {TrieMethod{kGet, 0}, TrieMethod{kPost, 1}};
-  EXPECT_TRUE(Rejected(d, "route 1 (`r`): request program: pc 0: LOAD_PARAM: param 0 out of range"));
+  EXPECT_TRUE(
+      Rejected(d, "route 1 (`r`): request program: pc 0: LOAD_PARAM: param 0 out of range"));
 }
 
 TEST(VerifierTest, ErrorsAreCorruptionAndLowercase) {
   Status s = Verify(Req({I(Op::kPop)}));
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), StatusCode::kCorruption);
-  EXPECT_EQ(s.ToString(), "corruption: route 0 (`r`): request program: stack underflow at pc 0 "
-                          "(POP pops 1, depth 0)");
+  EXPECT_EQ(s.ToString(),
+            "corruption: route 0 (`r`): request program: stack underflow at pc 0 "
+            "(POP pops 1, depth 0)");
 }
 
 }  // namespace

@@ -117,7 +117,9 @@ X O(Op op) { return Raw(op); }
 X Req(RequestField f) { return Raw(Op::kLoadReq, static_cast<uint8_t>(f)); }
 X Resp(ResponseField f) { return Raw(Op::kLoadResp, static_cast<uint8_t>(f)); }
 X Param(uint32_t i) { return Raw(Op::kLoadParam, 0, 0, i); }
-X First(Source src, std::string name) { return StrOp(Op::kLoadFirst, name, static_cast<uint8_t>(src)); }
+X First(Source src, std::string name) {
+  return StrOp(Op::kLoadFirst, name, static_cast<uint8_t>(src));
+}
 X Header(std::string name) { return First(Source::kHeader, std::move(name)); }
 X Query(std::string name) { return First(Source::kQuery, std::move(name)); }
 X All(Source src, std::string name) { return StrOp(Op::kLoadAll, name, static_cast<uint8_t>(src)); }
@@ -212,12 +214,22 @@ class Builder {
     for (const X& x : code) {
       Instr in = x.in;
       switch (x.kind) {
-        case X::kRaw: break;
-        case X::kStr: in.c = Str(x.s); break;
-        case X::kInt: in.c = Int(x.i); break;
-        case X::kRegex: in.c = Regex(x.s); break;
-        case X::kClaim: in.c = ClaimPath(x.path); break;
-        case X::kRule: break;
+        case X::kRaw:
+          break;
+        case X::kStr:
+          in.c = Str(x.s);
+          break;
+        case X::kInt:
+          in.c = Int(x.i);
+          break;
+        case X::kRegex:
+          in.c = Regex(x.s);
+          break;
+        case X::kClaim:
+          in.c = ClaimPath(x.path);
+          break;
+        case X::kRule:
+          break;
       }
       out.push_back(in);
     }
@@ -327,8 +339,10 @@ class Builder {
   void Number(int n, std::vector<int>& order, std::vector<uint32_t>& id) {
     id[static_cast<size_t>(n)] = static_cast<uint32_t>(order.size());
     order.push_back(n);
-    for (const auto& [seg, child] : nodes_[static_cast<size_t>(n)].literal) Number(child, order, id);
-    if (nodes_[static_cast<size_t>(n)].param >= 0) Number(nodes_[static_cast<size_t>(n)].param, order, id);
+    for (const auto& [seg, child] : nodes_[static_cast<size_t>(n)].literal)
+      Number(child, order, id);
+    if (nodes_[static_cast<size_t>(n)].param >= 0)
+      Number(nodes_[static_cast<size_t>(n)].param, order, id);
   }
 
   BundleData data_;
@@ -641,7 +655,8 @@ TEST_F(VmExpr, ListsAndIndex) {
   ExpectValue({S("a"), S("b"), S("c"), MakeList(3), I(1), O(Op::kIndex)}, S("b"));
   ExpectValue({S("a"), S("b"), S("c"), MakeList(3), I(0), O(Op::kIndex)}, S("a"));
   ExpectError({S("a"), MakeList(1), I(1), O(Op::kIndex), S("a"), O(Op::kEq)}, "index out of range");
-  ExpectError({S("a"), MakeList(1), I(-1), O(Op::kIndex), S("a"), O(Op::kEq)}, "index out of range");
+  ExpectError({S("a"), MakeList(1), I(-1), O(Op::kIndex), S("a"), O(Op::kEq)},
+              "index out of range");
   ExpectError({S("a"), MakeList(1), S("0"), O(Op::kIndex), S("a"), O(Op::kEq)},
               "index is not an int");
   ExpectError({S("abc"), I(0), O(Op::kIndex), S("a"), O(Op::kEq)},
@@ -663,7 +678,8 @@ TEST_F(VmExpr, Jumps) {
   ExpectFalse({B(false), Raw(Op::kJumpIfTrueOrPop, 0, 0, 4), B(false)});
   // if c then x else y: c; JUMP_IF_FALSE else; x; JUMP end; else: y; end:
   ExpectTrue({B(true), Raw(Op::kJumpIfFalse, 0, 0, 5), B(true), Raw(Op::kJump, 0, 0, 6), B(false)});
-  ExpectFalse({B(false), Raw(Op::kJumpIfFalse, 0, 0, 5), B(true), Raw(Op::kJump, 0, 0, 6), B(false)});
+  ExpectFalse(
+      {B(false), Raw(Op::kJumpIfFalse, 0, 0, 5), B(true), Raw(Op::kJump, 0, 0, 6), B(false)});
   ExpectError({I(0), Raw(Op::kJumpIfFalse, 0, 0, 5), B(true), Raw(Op::kJump, 0, 0, 6), B(false)},
               "not a bool");
   ExpectError({I(0), Raw(Op::kJumpIfFalseOrPop, 0, 0, 4), B(true)}, "not a bool");
@@ -821,7 +837,9 @@ TEST_F(VmExpr, JsonValues) {
     "o3": {"a": 1, "b": [true, null, {"c": "e"}]}
   })");
   ASSERT_NE(claims_, nullptr);
-  auto json = [](std::vector<std::string> path) { return Claim(std::move(path), ValueType::kJson); };
+  auto json = [](std::vector<std::string> path) {
+    return Claim(std::move(path), ValueType::kJson);
+  };
   // FIELD and CONVERT.
   ExpectTrue({json({"cnf"}), Field("jkt"), Convert(ValueType::kString), S("thumb"), O(Op::kEq)});
   ExpectError({json({"cnf"}), Field("nope"), Convert(ValueType::kString), S(""), O(Op::kEq)},
@@ -832,9 +850,9 @@ TEST_F(VmExpr, JsonValues) {
               "value is a string, expected int");
   ExpectTrue({json({"nums"}), Convert(ValueType::kList, ValueType::kInt), I(1), I(2), I(3),
               MakeList(3), O(Op::kEq)});
-  ExpectError({json({"arr"}), Convert(ValueType::kList, ValueType::kString), MakeList(0),
-               O(Op::kEq)},
-              "value element is a number, expected string");
+  ExpectError(
+      {json({"arr"}), Convert(ValueType::kList, ValueType::kString), MakeList(0), O(Op::kEq)},
+      "value element is a number, expected string");
   // Conversion of a typed value: same kind passes, others are errors.
   ExpectTrue({S("a"), Convert(ValueType::kString), S("a"), O(Op::kEq)});
   ExpectError({S("a"), Convert(ValueType::kInt), I(0), O(Op::kEq)}, "cannot convert string to int");
@@ -868,7 +886,8 @@ TEST_F(VmExpr, JsonValues) {
   ExpectTrue({json({"arr"}), Call(Builtin::kLen), I(3), O(Op::kEq)});
   ExpectTrue({json({"o1"}), Call(Builtin::kLen), I(2), O(Op::kEq)});
   ExpectTrue({json({"s"}), Call(Builtin::kLen), I(3), O(Op::kEq)});
-  ExpectError({json({"n"}), Call(Builtin::kLen), I(3), O(Op::kEq)}, "wrong argument types for `len`");
+  ExpectError({json({"n"}), Call(Builtin::kLen), I(3), O(Op::kEq)},
+              "wrong argument types for `len`");
   ExpectTrue({json({"arr"}), S("x"), Call(Builtin::kContains)});
 }
 
@@ -898,9 +917,9 @@ TEST(Vm, DenyByRuleAndFirstUnmetRequirement) {
   uint32_t r1 = b.Rule({"t.one", 401, "invalid_token", "token missing"});
   uint32_t r2 = b.Rule({"t.two", 403, "access_denied", "not the owner"});
   b.Route("t", "GET", "/t",
-          {Raw(Op::kRule, 0, 0, r1), Has(Source::kHeader, "authorization"), Raw(Op::kRequire, 0, 0, r1),
-           Raw(Op::kRule, 0, 0, r2), Header("x-owner"), S("me"), O(Op::kEq),
-           Raw(Op::kRequire, 0, 0, r2), Raw(Op::kAllow)});
+          {Raw(Op::kRule, 0, 0, r1), Has(Source::kHeader, "authorization"),
+           Raw(Op::kRequire, 0, 0, r1), Raw(Op::kRule, 0, 0, r2), Header("x-owner"), S("me"),
+           O(Op::kEq), Raw(Op::kRequire, 0, 0, r2), Raw(Op::kAllow)});
   b.Route("d", "GET", "/d", {Raw(Op::kDeny, 0, 0, r2)});
   auto bundle = b.Load();
   ASSERT_NE(bundle, nullptr);
@@ -972,8 +991,9 @@ TEST(Vm, WwwAuthenticate) {
   Out a = Decide(*bundle, "GET", "/a");
   ASSERT_EQ(a.headers.size(), 1u);
   EXPECT_EQ(a.headers[0].first, "WWW-Authenticate");
-  EXPECT_EQ(a.headers[0].second,
-            "Bearer error=\"invalid_token\", error_description=\"token \\\"expired\\\" at \\\\ now\"");
+  EXPECT_EQ(
+      a.headers[0].second,
+      "Bearer error=\"invalid_token\", error_description=\"token \\\"expired\\\" at \\\\ now\"");
   Out bare = Decide(*bundle, "GET", "/b");
   ASSERT_EQ(bare.headers.size(), 1u);
   EXPECT_EQ(bare.headers[0].second, "Bearer");
@@ -1023,8 +1043,8 @@ class Routing : public ::testing::Test {
     b.Route("notes.get", "GET", "/v1/records/{id:[a-z0-9-]+}/notes/{note}",
             {Raw(Op::kRule, 0, 0, r), Param(0), S("r-1"), O(Op::kEq), Raw(Op::kRequire, 0, 0, r),
              First(Source::kParam, "ignored"), S("r-1"), O(Op::kEq), Raw(Op::kRequire, 0, 0, r),
-             Param(1), S("n 2"), O(Op::kEq), Raw(Op::kRequire, 0, 0, r),
-             Has(Source::kParam, ""), Raw(Op::kRequire, 0, 0, r), Raw(Op::kAllow)});
+             Param(1), S("n 2"), O(Op::kEq), Raw(Op::kRequire, 0, 0, r), Has(Source::kParam, ""),
+             Raw(Op::kRequire, 0, 0, r), Raw(Op::kAllow)});
     b.Route("users.me", "GET", "/v1/users/me", {Raw(Op::kAllow)});
     b.Route("users.any", "GET", "/v1/users/{name}/x", {Raw(Op::kAllow)});
     // First(Source::kParam, name) encodes c as a string index; fix it to 0.
@@ -1070,13 +1090,13 @@ TEST_F(Routing, NotFound) {
   };
   Out o = expect404("/v1/nothing");
   EXPECT_EQ(o.description, "no route for `GET /v1/nothing`");
-  expect404("/v1/records/R-1");                 // shape mismatch
-  expect404("/v1/records/r_1");                 // shape mismatch
-  expect404("/v1/records/r-1", "DELETE");       // unknown method
-  expect404("/v1/records/r-1", "get");          // methods are case-sensitive
-  expect404("/v1/records");                     // no route ends here
-  expect404("/v1/records/r-1/notes");           // nor here
-  expect404("/v1/records/r-1/notes/a/b");       // too deep
+  expect404("/v1/records/R-1");            // shape mismatch
+  expect404("/v1/records/r_1");            // shape mismatch
+  expect404("/v1/records/r-1", "DELETE");  // unknown method
+  expect404("/v1/records/r-1", "get");     // methods are case-sensitive
+  expect404("/v1/records");                // no route ends here
+  expect404("/v1/records/r-1/notes");      // nor here
+  expect404("/v1/records/r-1/notes/a/b");  // too deep
   // No backtracking: the literal "latest" is taken and has no "notes".
   expect404("/v1/records/latest/notes/n");
   // Likewise "me" is taken literally, although {name}/x would match.
@@ -1125,13 +1145,28 @@ TEST(Vm, DecideResponse) {
   uint32_t r = b.Rule({"resp.ok", 502, "bad_gateway", "upstream response refused"});
   b.Route("plain", "GET", "/plain", {Raw(Op::kAllow)});
   b.Route("checked", "GET", "/checked", {Raw(Op::kAllow)},
-          {Raw(Op::kRule, 0, 0, r), Resp(ResponseField::kStatus), I(200), O(Op::kEq),
-           Raw(Op::kRequire, 0, 0, r), First(Source::kResponseHeader, "content-type"),
-           S("application/json"), O(Op::kEq), Raw(Op::kRequire, 0, 0, r),
-           Resp(ResponseField::kBody), S("secret"), Call(Builtin::kContains), O(Op::kNot),
-           Raw(Op::kRequire, 0, 0, r), All(Source::kResponseHeader, "set-cookie"),
-           Call(Builtin::kLen), I(2), O(Op::kEq), Raw(Op::kRequire, 0, 0, r),
-           Has(Source::kResponseHeader, "x-none"), O(Op::kNot), Raw(Op::kRequire, 0, 0, r),
+          {Raw(Op::kRule, 0, 0, r),
+           Resp(ResponseField::kStatus),
+           I(200),
+           O(Op::kEq),
+           Raw(Op::kRequire, 0, 0, r),
+           First(Source::kResponseHeader, "content-type"),
+           S("application/json"),
+           O(Op::kEq),
+           Raw(Op::kRequire, 0, 0, r),
+           Resp(ResponseField::kBody),
+           S("secret"),
+           Call(Builtin::kContains),
+           O(Op::kNot),
+           Raw(Op::kRequire, 0, 0, r),
+           All(Source::kResponseHeader, "set-cookie"),
+           Call(Builtin::kLen),
+           I(2),
+           O(Op::kEq),
+           Raw(Op::kRequire, 0, 0, r),
+           Has(Source::kResponseHeader, "x-none"),
+           O(Op::kNot),
+           Raw(Op::kRequire, 0, 0, r),
            Raw(Op::kAllow)});
   auto bundle = b.Load();
   ASSERT_NE(bundle, nullptr);
@@ -1253,7 +1288,8 @@ std::shared_ptr<const Bundle> RealisticBundle() {
   std::vector<uint32_t> r;
   for (int k = 0; k < 10; ++k) {
     r.push_back(b.Rule({"acct.r" + std::to_string(k), static_cast<uint16_t>(k < 3 ? 401 : 403),
-                        k < 3 ? "invalid_token" : "insufficient_scope", "requirement " + std::to_string(k)}));
+                        k < 3 ? "invalid_token" : "insufficient_scope",
+                        "requirement " + std::to_string(k)}));
   }
   auto req = [&](int k, Code expr) {
     Code c = {Raw(Op::kRule, 0, 0, r[static_cast<size_t>(k)])};

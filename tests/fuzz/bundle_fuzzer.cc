@@ -116,8 +116,8 @@ std::string Mutate(const std::string& seed, std::mt19937_64& rng) {
         break;
       case 4:  // overwrite a little-endian u32 with an interesting value
         if (b.size() >= 4) {
-          static constexpr uint32_t kValues[] = {0, 1, 2, 7, 8, 63, 64, 65, 0x7fffffff,
-                                                 0x80000000, 0xfffffffe, 0xffffffff};
+          static constexpr uint32_t kValues[] = {
+              0, 1, 2, 7, 8, 63, 64, 65, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff};
           uint32_t v = kValues[pick(std::size(kValues))];
           size_t at = pick(b.size() - 3) & ~size_t{3};
           for (int i = 0; i < 4; ++i) b[at + i] = static_cast<char>(v >> (8 * i));
