@@ -712,6 +712,93 @@ size_t Bundle::EdgeKeyHash::operator()(const EdgeKey& k) const {
   return std::hash<std::string_view>{}(k.segment) ^ (k.node * size_t{0x9e3779b97f4a7c15});
 }
 
+namespace {
+
+// Recognises `^?[class](+|*|{m}|{m,}|{m,n})$?` over printable ASCII without
+// escapes or negation; anything else keeps using RE2. Both engines agree on
+// what they accept (tested in bundle_test), the table is just faster.
+Bundle::SimpleShapeView ParseSimpleShape(const std::string& p) {
+  Bundle::SimpleShapeView out;
+  size_t i = 0;
+  if (i < p.size() && p[i] == '^') ++i;
+  if (i >= p.size() || p[i] != '[') return out;
+  ++i;
+  if (i < p.size() && p[i] == '^') return out;
+  bool allowed[256] = {};
+  size_t items = 0;
+  while (i < p.size() && p[i] != ']') {
+    unsigned char c = static_cast<unsigned char>(p[i]);
+    if (c < 0x20 || c > 0x7e || c == '\\' || c == '[') return out;
+    if (i + 2 < p.size() && p[i + 1] == '-' && p[i + 2] != ']') {
+      unsigned char hi = static_cast<unsigned char>(p[i + 2]);
+      if (hi < c || hi > 0x7e || hi == '\\' || hi == '[') return out;
+      for (unsigned v = c; v <= hi; ++v) allowed[v] = true;
+      i += 3;
+    } else {
+      allowed[c] = true;
+      ++i;
+    }
+    ++items;
+  }
+  if (i >= p.size() || items == 0) return out;
+  ++i;  // ']'
+  size_t min = 1, max = 1;
+  if (i < p.size() && p[i] == '+') {
+    min = 1;
+    max = SIZE_MAX;
+    ++i;
+  } else if (i < p.size() && p[i] == '*') {
+    min = 0;
+    max = SIZE_MAX;
+    ++i;
+  } else if (i < p.size() && p[i] == '{') {
+    ++i;
+    auto number = [&](size_t* v) {
+      size_t start = i;
+      *v = 0;
+      while (i < p.size() && p[i] >= '0' && p[i] <= '9' && i - start < 6) {
+        *v = *v * 10 + static_cast<size_t>(p[i] - '0');
+        ++i;
+      }
+      return i > start;
+    };
+    if (!number(&min)) return out;
+    max = min;
+    if (i < p.size() && p[i] == ',') {
+      ++i;
+      if (i < p.size() && p[i] == '}') {
+        max = SIZE_MAX;
+      } else if (!number(&max) || max < min) {
+        return out;
+      }
+    }
+    if (i >= p.size() || p[i] != '}') return out;
+    ++i;
+    if (min > 1000 || (max != SIZE_MAX && max > 1000)) return out;  // RE2's repeat limit
+  }
+  if (i < p.size() && p[i] == '$') ++i;
+  if (i != p.size()) return out;
+  out.valid = true;
+  for (int v = 0; v < 256; ++v) out.allowed[v] = allowed[v];
+  out.min = min;
+  out.max = max;
+  return out;
+}
+
+}  // namespace
+
+bool Bundle::FullMatch(uint32_t i, std::string_view s) const {
+  const SimpleShapeView& sh = simple_[i];
+  if (sh.valid) {
+    if (s.size() < sh.min || s.size() > sh.max) return false;
+    for (unsigned char c : s) {
+      if (!sh.allowed[c]) return false;
+    }
+    return true;
+  }
+  return RE2::FullMatch(re2::StringPiece(s.data(), s.size()), *regexes_[i]);
+}
+
 Result<std::shared_ptr<const Bundle>> Bundle::Load(std::string_view bytes) {
   Result<BundleData> parsed = Parse(bytes);
   if (!parsed.ok()) return parsed.status();
@@ -725,6 +812,7 @@ Result<std::shared_ptr<const Bundle>> Bundle::Load(std::string_view bytes) {
   options.set_log_errors(false);
   options.set_max_mem(kRegexMaxMem);
   b->regexes_.reserve(d.regexes.size());
+  b->simple_.reserve(d.regexes.size());
   for (size_t i = 0; i < d.regexes.size(); ++i) {
     const std::string& pattern = d.strings[d.regexes[i]];
     auto re = std::make_unique<RE2>(re2::StringPiece(pattern.data(), pattern.size()), options);
@@ -734,6 +822,7 @@ Result<std::shared_ptr<const Bundle>> Bundle::Load(std::string_view bytes) {
                         "`) does not compile: " + re->error());
     }
     b->regexes_.push_back(std::move(re));
+    b->simple_.push_back(ParseSimpleShape(pattern));
   }
 
   // The verifier proved each edge belongs to exactly one node, so this

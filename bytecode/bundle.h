@@ -61,11 +61,23 @@ class Bundle {
 
   ~Bundle();
   Bundle(const Bundle&) = delete;
+
+  // A character-class shape: every byte in `allowed`, length in [min, max].
+  struct SimpleShapeView {
+    bool valid = false;
+    bool allowed[256] = {};
+    size_t min = 0;
+    size_t max = 0;
+  };
   Bundle& operator=(const Bundle&) = delete;
 
   const BundleData& data() const { return data_; }
   std::string_view str(uint32_t i) const { return data_.strings[i]; }
   const re2::RE2& regex(uint32_t i) const { return *regexes_[i]; }
+  // True if all of `s` matches regex i (a parameter shape). Shapes of the
+  // common form `^[class]{m,n}$` run on a byte table instead of RE2.
+  // REQUIRES: i < data().regexes.size()
+  bool FullMatch(uint32_t i, std::string_view s) const;
   // SHA-256 of the whole bundle file, lowercase hex.
   const std::string& digest() const { return digest_hex_; }
   size_t size_bytes() const { return size_bytes_; }
@@ -77,6 +89,8 @@ class Bundle {
   Bundle() = default;
   BundleData data_;
   std::vector<std::unique_ptr<re2::RE2>> regexes_;
+  // A character-class shape: every byte in `allowed`, length in [min, max].
+  std::vector<SimpleShapeView> simple_;
   // Literal edges keyed by (parent node, segment); built once at load.
   struct EdgeKey {
     uint32_t node;

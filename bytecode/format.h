@@ -194,7 +194,9 @@ inline constexpr uint8_t kSourceCount = 5;
 // the verifier proves stack depth is consistent at every join and never
 // exceeds kMaxStack. "pop x" means the operand stack; "deny(r)" ends the
 // program with rule r's deny; an evaluation error (type mismatch on JSON,
-// missing value, overflow, ...) ends it with a deny by the current rule.
+// missing value, overflow, ...) ends it with a deny by the rule of the next
+// REQUIRE or DENY at or after the failing instruction (the compiler emits
+// each condition right before its REQUIRE), else by the last RULE.
 enum class Op : uint8_t {
   kNop = 0,         // does nothing
   kPushNull = 1,    // push null
@@ -236,7 +238,7 @@ enum class Op : uint8_t {
   kJumpIfFalse = 32,       // pop bool; if false pc = c (c > pc)
   kJumpIfFalseOrPop = 33,  // if top is false jump to c keeping it, else pop
   kJumpIfTrueOrPop = 34,   // if top is true jump to c keeping it, else pop
-  kRule = 35,       // current rule = c (for error attribution and logs)
+  kRule = 35,       // current rule = c (optional: errors default to it)
   kRequire = 36,    // pop bool; if false deny(c)
   kDeny = 37,       // deny(c); ends the program
   kAllow = 38,      // allow; ends the program

@@ -78,9 +78,11 @@ int DecodeEscape(std::string_view s, size_t i) {
 // Returns nullptr on success or the refusal reason.
 const char* AppendPathSegment(std::string_view raw, std::string& path) {
   size_t start = path.size();
+  size_t run = 0;  // start of the pending run of plain bytes, appended at once
   for (size_t i = 0; i < raw.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(raw[i]);
     if (c == '%') {
+      path.append(raw.data() + run, i - run);
       int v = DecodeEscape(raw, i);
       if (v < 0) return "invalid percent escape in path";
       if (v == '/') return "encoded slash in path";
@@ -89,12 +91,13 @@ const char* AppendPathSegment(std::string_view raw, std::string& path) {
       if (IsControl(static_cast<unsigned char>(v))) return "encoded control byte in path";
       path.push_back(static_cast<char>(v));
       i += 2;
+      run = i + 1;
       continue;
     }
     if (c == '\\') return "backslash in path";
     if (IsControl(c)) return "control byte in path";
-    path.push_back(static_cast<char>(c));
   }
+  path.append(raw.data() + run, raw.size() - run);
   std::string_view seg(path.data() + start, path.size() - start);
   if (seg == "." || seg == "..") return "dot segment in path";
   return nullptr;
@@ -288,14 +291,13 @@ TargetError Normalize(const HttpRequest& req, NormalizedRequest& out) {
       return Refuse(out, TargetError::kHeadersTooBig, "headers too large");
     }
   }
-  out.header_storage.reserve(name_bytes);
+  // Sized once, then written in place: the views below stay valid.
+  out.header_storage.resize(name_bytes);
+  char* w = out.header_storage.data();
   for (const HeaderField& h : req.headers) {
-    size_t start = out.header_storage.size();
-    for (char c : h.name) {
-      out.header_storage.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c);
-    }
-    out.headers.emplace_back(std::string_view(out.header_storage.data() + start, h.name.size()),
-                             h.value);
+    char* start = w;
+    for (char c : h.name) *w++ = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + ('a' - 'A')) : c;
+    out.headers.emplace_back(std::string_view(start, h.name.size()), h.value);
   }
   return TargetError::kNone;
 }

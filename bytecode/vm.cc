@@ -32,6 +32,9 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <span>
+#include <string>
 
 namespace vakt::bytecode {
 namespace {
@@ -250,11 +253,27 @@ struct EvalScratch::Impl {
   std::string thumbprint;
   bool thumb_valid = false;  // thumb_pem/thumbprint hold a computed result
   bool thumb_ok = false;     // ... and the PEM was a certificate
+  // Per-decision cache of claim lookups and their last conversion, indexed
+  // by claim path: a policy reads `token.role` in many rules, and a list
+  // claim is converted once. Valid while `gen == generation`; grows to the
+  // largest bundle seen and is never shrunk, so a warm scratch allocates
+  // nothing.
+  struct ClaimSlot {
+    uint64_t gen = 0;
+    bool found = false;
+    simdjson::dom::element e;
+    bool has_conv = false;
+    ValueType conv_kind = ValueType::kNull;
+    Value conv;
+  };
+  std::vector<ClaimSlot> claim_slots;
+  uint64_t generation = 0;
 
   void Reset() {
     bytes_used = 0;
     values_used = 0;
     param_count = 0;
+    ++generation;
   }
   char* AllocBytes(size_t n) {
     if (n > kArenaBytes - bytes_used) return nullptr;
@@ -369,10 +388,7 @@ uint32_t MatchRoute(const Bundle& bundle, const HttpRequest& req, EvalScratch::I
       if (n.param_child == kNone) return kNone;
       if (n.param_shape != kNone) {
         if (n.param_shape >= d.regexes.size()) return kNone;
-        if (!RE2::FullMatch(re2::StringPiece(seg.data(), seg.size()),
-                            bundle.regex(n.param_shape))) {
-          return kNone;
-        }
+        if (!bundle.FullMatch(n.param_shape, seg)) return kNone;
       }
       if (s.param_count >= kMaxSegments) return kNone;
       s.params[s.param_count++] = seg;
@@ -568,7 +584,18 @@ class Machine {
         default:
           return ErrorDeny("unknown opcode");
       }
-      if (!ok) return ErrorDeny();
+      if (!ok) {
+        // The failing expression belongs to the next REQUIRE or DENY: the
+        // compiler emits each condition right before its REQUIRE.
+        for (uint32_t k = pc; k < len; ++k) {
+          if ((prog[k].op == Op::kRequire || prog[k].op == Op::kDeny) &&
+              prog[k].c < d_.rules.size()) {
+            rule_ = prog[k].c;
+            break;
+          }
+        }
+        return ErrorDeny();
+      }
       pc = next;
     }
     return ErrorDeny("program ended without a decision");
@@ -737,11 +764,23 @@ class Machine {
 
   // Looks up claim c: *found says whether it is present.
   bool FindClaim(uint32_t c, element* out, bool* found) {
+    EvalScratch::Impl::ClaimSlot* slot = c < s_.claim_slots.size() ? &s_.claim_slots[c] : nullptr;
+    if (slot && slot->gen == s_.generation) {
+      *found = slot->found;
+      if (slot->found) *out = slot->e;
+      return true;
+    }
     std::string_view parts[kMaxClaimPathParts];
     size_t count = 0;
     if (!ClaimParts(c, parts, &count)) return false;
     *found =
         claims_ != nullptr && claims_->Find(std::span<const std::string_view>(parts, count), out);
+    if (slot) {
+      slot->gen = s_.generation;
+      slot->found = *found;
+      if (*found) slot->e = *out;
+      slot->has_conv = false;
+    }
     return true;
   }
 
@@ -856,10 +895,18 @@ class Machine {
         return Fail(w);
       }
       auto kind = static_cast<ValueType>(in.b);
+      EvalScratch::Impl::ClaimSlot* slot =
+          in.c < s_.claim_slots.size() ? &s_.claim_slots[in.c] : nullptr;
+      if (slot && slot->has_conv && slot->conv_kind == kind) return Push(slot->conv);
       Value v;
       What what;
       what.claim = in.c;
       if (!Convert(e, kind, ValueType::kString, what, &v)) return false;
+      if (slot) {
+        slot->has_conv = true;
+        slot->conv_kind = kind;
+        slot->conv = v;
+      }
       return Push(v);
     }
     if (in.c >= d_.strings.size()) return Fail("bad operand");
@@ -1428,6 +1475,9 @@ class Machine {
 bool Prepare(const Bundle& bundle, const HttpRequest& req, EvalScratch::Impl& s, Decision* deny,
              uint32_t* route) {
   s.Reset();
+  if (s.claim_slots.size() < bundle.data().claim_paths.size()) {
+    s.claim_slots.resize(bundle.data().claim_paths.size());  // once per larger bundle
+  }
   TargetError e = Normalize(req, s.norm);
   if (e != TargetError::kNone) {
     *deny = RequestRefused(e, s.norm);

@@ -25,7 +25,6 @@ class Emitter {
     code_.clear();
     depth_ = max_depth_ = 0;
     for (size_t i = 0; i < rules.size(); ++i) {
-      Emit(Op::kRule, 0, 0, rule_ids[i], 0);
       Expr(*rules[i].cond);
       Emit(Op::kRequire, 0, 0, rule_ids[i], -1);
     }

@@ -1,6 +1,6 @@
 // Code generation: typed IR -> BundleData (tables, rules, routes, trie and
 // the straight-line programs of format.h). Each requirement becomes
-//   RULE r; <condition>; REQUIRE r
+//   <condition>; REQUIRE r
 // and each program ends in ALLOW. `&&`/`||` short-circuit with forward
 // jumps only. The worst-case cost of a route is its instruction count
 // (every instruction runs at most once); a route over the budget is an

@@ -39,10 +39,10 @@ enum class Bracket : uint8_t { kNone, kBlock, kTest, kJson, kList, kParen };
 // One token plus what the layout rules need to know about it.
 struct Item {
   const Token* tok = nullptr;
-  uint32_t end_line = 0;  // line of the last byte
-  uint32_t end_col = 0;   // column just past the last byte (on end_line)
-  bool unary = false;     // `!` or a prefix `-`
-  bool angle = false;     // `<` or `>` of `list<T>`
+  uint32_t end_line = 0;             // line of the last byte
+  uint32_t end_col = 0;              // column just past the last byte (on end_line)
+  bool unary = false;                // `!` or a prefix `-`
+  bool angle = false;                // `<` or `>` of `list<T>`
   Bracket bracket = Bracket::kNone;  // for ( [ { ) ] }: what they delimit
 };
 
@@ -69,9 +69,9 @@ bool EndsOperand(const Token* t) {
     case Token::Kind::kKeyword: {
       // Literals and the keywords that double as names in expressions.
       static constexpr std::string_view kOperandKeywords[] = {
-          "true",  "false",   "null", "request", "response", "claims",   "now",
-          "route", "api",     "test", "shape",   "profile",  "use",      "bool",
-          "int",   "string",  "duration", "timestamp", "json", "list"};
+          "true",  "false",  "null",     "request",   "response", "claims", "now",
+          "route", "api",    "test",     "shape",     "profile",  "use",    "bool",
+          "int",   "string", "duration", "timestamp", "json",     "list"};
       for (std::string_view k : kOperandKeywords) {
         if (t->text == k) return true;
       }
@@ -185,9 +185,15 @@ class Formatter {
         const Item& it = items_[k];
         if (k > i && Space(items_[k - 1], it)) out += ' ';
         switch (it.tok->kind) {
-          case Token::Kind::kLineComment: out += RightTrim(it.tok->text); break;
-          case Token::Kind::kBlockComment: out += TrimBlockComment(it.tok->text); break;
-          default: out += it.tok->text; break;
+          case Token::Kind::kLineComment:
+            out += RightTrim(it.tok->text);
+            break;
+          case Token::Kind::kBlockComment:
+            out += TrimBlockComment(it.tok->text);
+            break;
+          default:
+            out += it.tok->text;
+            break;
         }
         if (IsOpen(it.tok)) {
           ++depth;
@@ -283,9 +289,15 @@ class Formatter {
 void CopyDiagnostics(const Diagnostics& from, Diagnostics& to) {
   for (const Diagnostic& d : from.all()) {
     switch (d.severity) {
-      case Severity::kError: to.Error(d.loc, d.message); break;
-      case Severity::kWarning: to.Warning(d.loc, d.message); break;
-      case Severity::kNote: to.Note(d.loc, d.message); break;
+      case Severity::kError:
+        to.Error(d.loc, d.message);
+        break;
+      case Severity::kWarning:
+        to.Warning(d.loc, d.message);
+        break;
+      case Severity::kNote:
+        to.Note(d.loc, d.message);
+        break;
     }
   }
 }

@@ -211,8 +211,7 @@ Location LocOf(const SourceFile& src, const antlr4::Token* t) {
 std::string_view TextOf(const SourceFile& src, const antlr4::Token* t) {
   if (!t) return {};
   size_t start = t->getStartIndex(), stop = t->getStopIndex();
-  if (start == INVALID_INDEX || stop == INVALID_INDEX || stop < start ||
-      stop >= src.text.size()) {
+  if (start == INVALID_INDEX || stop == INVALID_INDEX || stop < start || stop >= src.text.size()) {
     return {};
   }
   return std::string_view(src.text).substr(start, stop - start + 1);
@@ -232,8 +231,8 @@ class ByteStream : public antlr4::ANTLRInputStream {
 class LexerListener : public antlr4::BaseErrorListener {
  public:
   explicit LexerListener(Reporter& rep) : rep_(rep) {}
-  void syntaxError(antlr4::Recognizer*, antlr4::Token*, size_t line, size_t pos,
-                   const std::string&, std::exception_ptr) override {
+  void syntaxError(antlr4::Recognizer*, antlr4::Token*, size_t line, size_t pos, const std::string&,
+                   std::exception_ptr) override {
     // Unreachable in practice (ERROR_BYTE matches anything), kept for safety.
     std::string_view l = rep_.src().Line(static_cast<uint32_t>(line));
     std::string_view c = pos < l.size() ? l.substr(pos, 1) : std::string_view();
@@ -392,13 +391,20 @@ class Lexed {
 std::string ExpectedName(const antlr4::dfa::Vocabulary& vocab, ssize_t type) {
   if (type == -1) return "end of file";
   switch (type) {
-    case VaktParser::IDENT: return "a name";
-    case VaktParser::INT: return "an integer";
-    case VaktParser::FLOAT: return "a number";
-    case VaktParser::DURATION: return "a duration";
-    case VaktParser::STRING: return "a string";
-    case VaktParser::RAW_STRING: return "a raw string";
-    default: break;
+    case VaktParser::IDENT:
+      return "a name";
+    case VaktParser::INT:
+      return "an integer";
+    case VaktParser::FLOAT:
+      return "a number";
+    case VaktParser::DURATION:
+      return "a duration";
+    case VaktParser::STRING:
+      return "a string";
+    case VaktParser::RAW_STRING:
+      return "a raw string";
+    default:
+      break;
   }
   std::string lit = vocab.getLiteralName(static_cast<size_t>(type));
   if (lit.size() >= 2 && lit.front() == '\'' && lit.back() == '\'') {
@@ -416,7 +422,8 @@ class Strategy : public antlr4::DefaultErrorStrategy {
   explicit Strategy(const SourceFile& src) : src_(src) {}
 
  protected:
-  void reportNoViableAlternative(antlr4::Parser* p, const antlr4::NoViableAltException& e) override {
+  void reportNoViableAlternative(antlr4::Parser* p,
+                                 const antlr4::NoViableAltException& e) override {
     antlr4::Token* off = e.getOffendingToken();
     antlr4::misc::IntervalSet expected;
     // Only when prediction failed at its first token is the expected set of
@@ -432,7 +439,8 @@ class Strategy : public antlr4::DefaultErrorStrategy {
     }
     Report(p, e.getOffendingToken(), expected);
   }
-  void reportFailedPredicate(antlr4::Parser* p, const antlr4::FailedPredicateException& e) override {
+  void reportFailedPredicate(antlr4::Parser* p,
+                             const antlr4::FailedPredicateException& e) override {
     Report(p, e.getOffendingToken(), {});
   }
   void reportUnwantedToken(antlr4::Parser* p) override {
@@ -541,22 +549,38 @@ class ParserListener : public antlr4::BaseErrorListener {
 std::optional<ast::BinaryOp> BinaryOpOf(size_t type) {
   using B = ast::BinaryOp;
   switch (type) {
-    case VaktParser::OR: return B::kOr;
-    case VaktParser::AND: return B::kAnd;
-    case VaktParser::EQ: return B::kEq;
-    case VaktParser::NE: return B::kNe;
-    case VaktParser::LT: return B::kLt;
-    case VaktParser::LE: return B::kLe;
-    case VaktParser::GT: return B::kGt;
-    case VaktParser::GE: return B::kGe;
-    case VaktParser::IN: return B::kIn;
-    case VaktParser::MATCHES: return B::kMatches;
-    case VaktParser::PLUS: return B::kAdd;
-    case VaktParser::MINUS: return B::kSub;
-    case VaktParser::STAR: return B::kMul;
-    case VaktParser::SLASH: return B::kDiv;
-    case VaktParser::PERCENT: return B::kMod;
-    default: return std::nullopt;
+    case VaktParser::OR:
+      return B::kOr;
+    case VaktParser::AND:
+      return B::kAnd;
+    case VaktParser::EQ:
+      return B::kEq;
+    case VaktParser::NE:
+      return B::kNe;
+    case VaktParser::LT:
+      return B::kLt;
+    case VaktParser::LE:
+      return B::kLe;
+    case VaktParser::GT:
+      return B::kGt;
+    case VaktParser::GE:
+      return B::kGe;
+    case VaktParser::IN:
+      return B::kIn;
+    case VaktParser::MATCHES:
+      return B::kMatches;
+    case VaktParser::PLUS:
+      return B::kAdd;
+    case VaktParser::MINUS:
+      return B::kSub;
+    case VaktParser::STAR:
+      return B::kMul;
+    case VaktParser::SLASH:
+      return B::kDiv;
+    case VaktParser::PERCENT:
+      return B::kMod;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -673,8 +697,8 @@ class Builder {
     std::optional<int64_t> v = ParseInt(n->getSymbol());
     if (!v) return fallback;
     if (*v > INT_MAX) {
-      rep_.Error(Loc(n->getSymbol()), "integer literal " + Quoted(TextView(n->getSymbol())) +
-                                          " is out of range");
+      rep_.Error(Loc(n->getSymbol()),
+                 "integer literal " + Quoted(TextView(n->getSymbol())) + " is out of range");
       return fallback;
     }
     return static_cast<int>(*v);
@@ -686,10 +710,17 @@ class Builder {
     if (s.size() < 2 || IsBad(t)) return 0;
     int64_t unit = 1;
     switch (s.back()) {
-      case 'm': unit = 60; break;
-      case 'h': unit = 3600; break;
-      case 'd': unit = 86400; break;
-      default: break;
+      case 'm':
+        unit = 60;
+        break;
+      case 'h':
+        unit = 3600;
+        break;
+      case 'd':
+        unit = 86400;
+        break;
+      default:
+        break;
     }
     int64_t v = 0, secs = 0;
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size() - 1, v);
@@ -755,15 +786,40 @@ class Builder {
       }
       char e = body[i + 1];
       switch (e) {
-        case '"': out += '"'; i += 2; continue;
-        case '\\': out += '\\'; i += 2; continue;
-        case '/': out += '/'; i += 2; continue;
-        case 'n': out += '\n'; i += 2; continue;
-        case 't': out += '\t'; i += 2; continue;
-        case 'r': out += '\r'; i += 2; continue;
-        case 'b': out += '\b'; i += 2; continue;
-        case 'f': out += '\f'; i += 2; continue;
-        case 'u': break;
+        case '"':
+          out += '"';
+          i += 2;
+          continue;
+        case '\\':
+          out += '\\';
+          i += 2;
+          continue;
+        case '/':
+          out += '/';
+          i += 2;
+          continue;
+        case 'n':
+          out += '\n';
+          i += 2;
+          continue;
+        case 't':
+          out += '\t';
+          i += 2;
+          continue;
+        case 'r':
+          out += '\r';
+          i += 2;
+          continue;
+        case 'b':
+          out += '\b';
+          i += 2;
+          continue;
+        case 'f':
+          out += '\f';
+          i += 2;
+          continue;
+        case 'u':
+          break;
         default: {
           size_t n = std::max<size_t>(1, Utf8SeqLen(body, i + 1));
           rep_.Error(line, col, "invalid escape sequence " + Quoted(body.substr(i, 1 + n)));
@@ -774,7 +830,9 @@ class Builder {
       uint32_t cp = 0;
       if (!Hex4(body, i + 2, &cp)) {
         size_t n = 2;
-        while (n < 6 && i + n < body.size() && std::isxdigit(static_cast<unsigned char>(body[i + n]))) ++n;
+        while (n < 6 && i + n < body.size() &&
+               std::isxdigit(static_cast<unsigned char>(body[i + n])))
+          ++n;
         rep_.Error(line, col, "invalid unicode escape " + Quoted(body.substr(i, n)));
         i += n;
         continue;
@@ -972,8 +1030,7 @@ class Builder {
     return base;
   }
 
-  ExprPtr BuildPrimary(VaktParser::PrimaryContext* pr, size_t d,
-                       antlr4::ParserRuleContext* owner) {
+  ExprPtr BuildPrimary(VaktParser::PrimaryContext* pr, size_t d, antlr4::ParserRuleContext* owner) {
     using K = ast::ExprKind;
     if (!pr) return Placeholder(owner);
     const Location loc = Loc(pr->getStart());
@@ -1065,8 +1122,7 @@ class Builder {
 
   // body and apiBody: statements, `on response` blocks and (api) routes, in
   // source order.
-  void BuildBody(antlr4::ParserRuleContext* ctx, ast::Body& body,
-                 std::vector<ast::Route>* routes) {
+  void BuildBody(antlr4::ParserRuleContext* ctx, ast::Body& body, std::vector<ast::Route>* routes) {
     if (!ctx) return;
     for (antlr4::tree::ParseTree* child : ctx->children) {
       if (auto* s = dynamic_cast<VaktParser::StatementContext*>(child)) {
@@ -1259,8 +1315,8 @@ class Builder {
 void Parse(const SourceFile& src, Reporter& rep, ast::File& file) {
   if (src.text.size() > kMaxSourceBytes) {
     rep.Error(Location{&src, 1, 1}, "file is too large (" + std::to_string(src.text.size()) +
-                                        " bytes; the limit is " +
-                                        std::to_string(kMaxSourceBytes) + ")");
+                                        " bytes; the limit is " + std::to_string(kMaxSourceBytes) +
+                                        ")");
     return;
   }
   Lexed lexed(src, rep);
@@ -1291,19 +1347,26 @@ Token::Kind KindOf(size_t type) {
   using K = Token::Kind;
   if (type >= VaktLexer::PACKAGE && type <= VaktLexer::LIST) return K::kKeyword;
   switch (type) {
-    case VaktLexer::IDENT: return K::kIdent;
+    case VaktLexer::IDENT:
+      return K::kIdent;
     case VaktLexer::STRING:
     case VaktLexer::RAW_STRING:
     case VaktLexer::UNTERMINATED_STRING:
-    case VaktLexer::UNTERMINATED_RAW_STRING: return K::kString;
+    case VaktLexer::UNTERMINATED_RAW_STRING:
+      return K::kString;
     case VaktLexer::INT:
     case VaktLexer::FLOAT:
-    case VaktLexer::BAD_NUMBER: return K::kNumber;
-    case VaktLexer::DURATION: return K::kDuration;
-    case VaktLexer::LINE_COMMENT: return K::kLineComment;
+    case VaktLexer::BAD_NUMBER:
+      return K::kNumber;
+    case VaktLexer::DURATION:
+      return K::kDuration;
+    case VaktLexer::LINE_COMMENT:
+      return K::kLineComment;
     case VaktLexer::BLOCK_COMMENT:
-    case VaktLexer::UNTERMINATED_BLOCK_COMMENT: return K::kBlockComment;
-    default: return K::kPunct;
+    case VaktLexer::UNTERMINATED_BLOCK_COMMENT:
+      return K::kBlockComment;
+    default:
+      return K::kPunct;
   }
 }
 

@@ -16,3 +16,4 @@ set_tests_properties(healthcare_demo PROPERTIES TIMEOUT 300)
 add_test(NAME healthcare_fmt_check
          COMMAND vakt fmt --check ${CMAKE_SOURCE_DIR}/examples/healthcare/policy)
 vakt_test(docs_test SOURCES docs_test.cc LIBS vakt::compiler)
+vakt_test(shape_test SOURCES shape_test.cc LIBS vakt::compiler PkgConfig::RE2)

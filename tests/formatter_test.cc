@@ -37,7 +37,8 @@ std::vector<std::string> TokenTexts(const std::string& text) {
       std::string line;
       bool first = true;
       while (std::getline(lines, line)) {
-        while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) {
+        while (!line.empty() &&
+               (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) {
           line.pop_back();
         }
         trimmed += (first ? "" : "\n") + line;
@@ -244,7 +245,8 @@ TEST(Formatter, CommentsAreKept) {
 TEST(Formatter, BlankLines) {
   // At most one in a row; none at the start, after `{` or before `}`.
   EXPECT_EQ(Fmt("\n\n\nconst a = 1\n\n\n\nconst b = 2\n\n\n"), "const a = 1\n\nconst b = 2\n");
-  EXPECT_EQ(Fmt("profile p {\n\n\n  use a\n\n  use b\n\n}\n"), "profile p {\n  use a\n\n  use b\n}\n");
+  EXPECT_EQ(Fmt("profile p {\n\n\n  use a\n\n  use b\n\n}\n"),
+            "profile p {\n  use a\n\n  use b\n}\n");
   EXPECT_EQ(Fmt("const a = [\n\n  1,\n\n  2,\n\n]\n"), "const a = [\n  1,\n\n  2,\n]\n");
   // Always exactly one final newline.
   EXPECT_EQ(Fmt("const a = 1"), "const a = 1\n");
@@ -253,9 +255,10 @@ TEST(Formatter, BlankLines) {
 }
 
 TEST(Formatter, Indentation) {
-  EXPECT_EQ(Fmt("api a \"/\" {\nroute GET \"/\" {\nrequire f(\na,\nb\n) else deny 403\n}\n}\n"),
-            "api a \"/\" {\n  route GET \"/\" {\n    require f(\n      a,\n      b\n    ) else deny 403\n"
-            "  }\n}\n");
+  EXPECT_EQ(
+      Fmt("api a \"/\" {\nroute GET \"/\" {\nrequire f(\na,\nb\n) else deny 403\n}\n}\n"),
+      "api a \"/\" {\n  route GET \"/\" {\n    require f(\n      a,\n      b\n    ) else deny 403\n"
+      "  }\n}\n");
   // A line starting with several closers is dedented by all of them.
   EXPECT_EQ(Fmt("const a = f([\n1,\n])\n"), "const a = f([\n    1,\n])\n");
   // Hanging indents: +1 for the deny clause, +2 for operators.

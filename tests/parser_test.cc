@@ -29,8 +29,8 @@ struct Parsed {
   std::string Errors() const {
     std::string out;
     for (const auto& d : diags.all()) {
-      out += std::to_string(d.loc.line) + ":" + std::to_string(d.loc.column) + ": " + d.message +
-             "\n";
+      out +=
+          std::to_string(d.loc.line) + ":" + std::to_string(d.loc.column) + ": " + d.message + "\n";
     }
     return out;
   }
@@ -49,21 +49,36 @@ std::string LocStr(const Location& l) {
 
 const char* BinOpName(BinaryOp op) {
   switch (op) {
-    case BinaryOp::kOr: return "||";
-    case BinaryOp::kAnd: return "&&";
-    case BinaryOp::kEq: return "==";
-    case BinaryOp::kNe: return "!=";
-    case BinaryOp::kLt: return "<";
-    case BinaryOp::kLe: return "<=";
-    case BinaryOp::kGt: return ">";
-    case BinaryOp::kGe: return ">=";
-    case BinaryOp::kIn: return "in";
-    case BinaryOp::kMatches: return "matches";
-    case BinaryOp::kAdd: return "+";
-    case BinaryOp::kSub: return "-";
-    case BinaryOp::kMul: return "*";
-    case BinaryOp::kDiv: return "/";
-    case BinaryOp::kMod: return "%";
+    case BinaryOp::kOr:
+      return "||";
+    case BinaryOp::kAnd:
+      return "&&";
+    case BinaryOp::kEq:
+      return "==";
+    case BinaryOp::kNe:
+      return "!=";
+    case BinaryOp::kLt:
+      return "<";
+    case BinaryOp::kLe:
+      return "<=";
+    case BinaryOp::kGt:
+      return ">";
+    case BinaryOp::kGe:
+      return ">=";
+    case BinaryOp::kIn:
+      return "in";
+    case BinaryOp::kMatches:
+      return "matches";
+    case BinaryOp::kAdd:
+      return "+";
+    case BinaryOp::kSub:
+      return "-";
+    case BinaryOp::kMul:
+      return "*";
+    case BinaryOp::kDiv:
+      return "/";
+    case BinaryOp::kMod:
+      return "%";
   }
   return "?";
 }
@@ -77,12 +92,18 @@ std::string Sexp(const ast::Expr* e) {
     for (size_t i = from; i < e->children.size(); ++i) out += " " + Sexp(e->children[i].get());
   };
   switch (e->kind) {
-    case ExprKind::kNull: return "null";
-    case ExprKind::kBool: return e->bool_value ? "true" : "false";
-    case ExprKind::kInt: return std::to_string(e->int_value);
-    case ExprKind::kDuration: return std::to_string(e->int_value) + "s";
-    case ExprKind::kString: return "\"" + e->text + "\"";
-    case ExprKind::kName: return e->text;
+    case ExprKind::kNull:
+      return "null";
+    case ExprKind::kBool:
+      return e->bool_value ? "true" : "false";
+    case ExprKind::kInt:
+      return std::to_string(e->int_value);
+    case ExprKind::kDuration:
+      return std::to_string(e->int_value) + "s";
+    case ExprKind::kString:
+      return "\"" + e->text + "\"";
+    case ExprKind::kName:
+      return e->text;
     case ExprKind::kList:
       out = "[";
       for (size_t i = 0; i < e->children.size(); ++i) {
@@ -93,8 +114,14 @@ std::string Sexp(const ast::Expr* e) {
     case ExprKind::kMember:
       out = "(. " + Sexp(e->children.empty() ? nullptr : e->children[0].get()) + " " + e->text;
       return out + ")";
-    case ExprKind::kIndex: out = "([]"; kids(0); return out + ")";
-    case ExprKind::kCall: out = "(call"; kids(0); return out + ")";
+    case ExprKind::kIndex:
+      out = "([]";
+      kids(0);
+      return out + ")";
+    case ExprKind::kCall:
+      out = "(call";
+      kids(0);
+      return out + ")";
     case ExprKind::kUnary:
       out = e->uop == ast::UnaryOp::kNot ? "(!" : "(neg";
       kids(0);
@@ -118,8 +145,7 @@ std::string ExprTree(const std::string& expr) {
 // The errors of parsing `text`, as "line:col: message" lines.
 std::string ErrorsOf(const std::string& text) { return Parse(text).Errors(); }
 
-std::string Nest(const std::string& open, const std::string& mid, const std::string& close,
-                 int n) {
+std::string Nest(const std::string& open, const std::string& mid, const std::string& close, int n) {
   std::string s;
   for (int i = 0; i < n; ++i) s += open;
   s += mid;
@@ -211,7 +237,8 @@ TEST(Parser, AllTypes) {
 }
 
 TEST(Parser, Function) {
-  Parsed p = Parse("\n  fn has_scope(wanted: string) -> bool {\n    wanted in split(token.scope, \" \")\n  }\n");
+  Parsed p = Parse(
+      "\n  fn has_scope(wanted: string) -> bool {\n    wanted in split(token.scope, \" \")\n  }\n");
   ASSERT_EQ(p.Errors(), "");
   const ast::Function& f = p.file->functions.at(0);
   EXPECT_EQ(f.name, "has_scope");
@@ -419,7 +446,8 @@ TEST(Parser, Tests) {
   Parsed p = Parse(
       "test \"a patient reads\" {\n"
       "  request {\"method\": \"GET\", \"path\": \"/v1/p/1\",\n"
-      "           \"headers\": {\"authorization\": \"DPoP x\"}, \"n\": [1, -2.5e3, true, false, null]}\n"
+      "           \"headers\": {\"authorization\": \"DPoP x\"}, \"n\": [1, -2.5e3, true, false, "
+      "null]}\n"
       "  claims {\"sub\": \"anna\", \"esc\": \"\\u00e9\\n\"}\n"
       "  response {}\n"
       "  now 1700000000\n"
@@ -498,7 +526,9 @@ TEST(Parser, Literals) {
   Parsed p = Parse("const s = \"\\n\\t\\r\\b\\f\\u00e9\\u20AC\\ud83d\\ude00\\u0041\"\n");
   ASSERT_EQ(p.Errors(), "");
   EXPECT_EQ(p.file->consts[0].value->kind, ExprKind::kString);
-  EXPECT_EQ(p.file->consts[0].value->text, "\n\t\r\b\f\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80" "A");
+  EXPECT_EQ(p.file->consts[0].value->text,
+            "\n\t\r\b\f\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"
+            "A");
 
   Parsed d = Parse("const d = 106751991167300d\n");
   ASSERT_EQ(d.Errors(), "");
@@ -573,19 +603,22 @@ TEST(ParserErrors, Strings) {
   EXPECT_EQ(ErrorsOf("const s = \"\\udc00\"\n"),
             "1:12: invalid unicode escape `\\udc00`: lone surrogate\n");
   EXPECT_EQ(ErrorsOf("const s = \"a\xff\"\n"), "1:13: invalid utf-8 in string\n");
-  EXPECT_EQ(ErrorsOf("const s = \"a\\\xC3\xA9\"\n"), "1:13: invalid escape sequence `\\\xC3\xA9`\n");
+  EXPECT_EQ(ErrorsOf("const s = \"a\\\xC3\xA9\"\n"),
+            "1:13: invalid escape sequence `\\\xC3\xA9`\n");
 }
 
 TEST(ParserErrors, InvalidCharacters) {
-  EXPECT_EQ(ErrorsOf("const a = 1 # x\n"), "1:13: invalid character `#`\n"
-                                           "1:15: syntax error: unexpected `x`\n");
+  EXPECT_EQ(ErrorsOf("const a = 1 # x\n"),
+            "1:13: invalid character `#`\n"
+            "1:15: syntax error: unexpected `x`\n");
   EXPECT_EQ(ErrorsOf("const a = 1;\n"), "1:12: invalid character `;`\n");
   EXPECT_EQ(ErrorsOf("const \xC3\xA9 = 1\n"),
             "1:7: invalid character `\xC3\xA9`\n"
             "1:10: syntax error: unexpected `=`, expected a name\n");
   EXPECT_EQ(ErrorsOf("const a = 1 \x01\n"), "1:13: invalid character `\\x01`\n");
-  EXPECT_EQ(ErrorsOf("const a = b & c\n"), "1:13: invalid character `&`\n"
-                                           "1:15: syntax error: unexpected `c`\n");
+  EXPECT_EQ(ErrorsOf("const a = b & c\n"),
+            "1:13: invalid character `&`\n"
+            "1:15: syntax error: unexpected `c`\n");
 }
 
 TEST(ParserErrors, Numbers) {
@@ -744,7 +777,8 @@ TEST(ParserNesting, HostileDepthNeverReachesTheParser) {
   const int kDeep = 100000;
   EXPECT_EQ(ErrorsOf("const a = " + Nest("(", "1", ")", kDeep) + "\n"),
             "1:83: nesting deeper than 64 levels\n");
-  EXPECT_EQ(ErrorsOf("const a = " + std::string(kDeep, '(')), "1:83: nesting deeper than 64 levels\n");
+  EXPECT_EQ(ErrorsOf("const a = " + std::string(kDeep, '(')),
+            "1:83: nesting deeper than 64 levels\n");
   EXPECT_EQ(ErrorsOf("const a = " + Nest("[", "", "]", kDeep)),
             "1:83: nesting deeper than 64 levels\n");
   EXPECT_EQ(ErrorsOf("const a = " + std::string(kDeep, '-') + "1"),
@@ -760,7 +794,9 @@ TEST(ParserNesting, HostileDepthNeverReachesTheParser) {
 }
 
 TEST(ParserNesting, Json) {
-  auto test_with = [](const std::string& json) { return "test \"t\" {\n  request " + json + "\n}\n"; };
+  auto test_with = [](const std::string& json) {
+    return "test \"t\" {\n  request " + json + "\n}\n";
+  };
   std::string ok = Nest("{\"a\": ", "1", "}", 64);
   EXPECT_EQ(ErrorsOf(test_with(ok)), "");
   EXPECT_EQ(ErrorsOf(test_with(Nest("{\"a\": ", "1", "}", 65))),
@@ -789,14 +825,21 @@ TEST(Lexer, TokensWithCommentsAndPositions) {
     uint32_t line, column;
   };
   std::vector<Want> want = {
-      {K::kLineComment, "// head", 1, 1}, {K::kKeyword, "const", 2, 1},
-      {K::kIdent, "x", 2, 7},             {K::kPunct, "=", 2, 9},
-      {K::kIdent, "f", 2, 11},            {K::kPunct, "(", 2, 12},
-      {K::kNumber, "1", 2, 13},           {K::kPunct, ",", 2, 14},
-      {K::kDuration, "5m", 2, 16},        {K::kPunct, ")", 2, 18},
+      {K::kLineComment, "// head", 1, 1},
+      {K::kKeyword, "const", 2, 1},
+      {K::kIdent, "x", 2, 7},
+      {K::kPunct, "=", 2, 9},
+      {K::kIdent, "f", 2, 11},
+      {K::kPunct, "(", 2, 12},
+      {K::kNumber, "1", 2, 13},
+      {K::kPunct, ",", 2, 14},
+      {K::kDuration, "5m", 2, 16},
+      {K::kPunct, ")", 2, 18},
       {K::kBlockComment, "/* b\n c */", 2, 20},
-      {K::kString, "\"s\\n\"", 3, 7},     {K::kString, "r\"r\"", 3, 13},
-      {K::kPunct, "->", 3, 18},           {K::kKeyword, "in", 3, 21},
+      {K::kString, "\"s\\n\"", 3, 7},
+      {K::kString, "r\"r\"", 3, 13},
+      {K::kPunct, "->", 3, 18},
+      {K::kKeyword, "in", 3, 21},
       {K::kIdent, "ab_1", 3, 24},
   };
   ASSERT_EQ(toks.size(), want.size());
@@ -824,15 +867,87 @@ TEST(Lexer, ErrorsAreReported) {
 
 // The language's tokens, for token soups.
 const std::vector<std::string>& Vocabulary() {
-  static const std::vector<std::string> v = {
-      "package", "import", "as", "const", "let", "shape", "claims", "fn", "profile", "api",
-      "route", "on", "response", "use", "require", "else", "deny", "if", "test", "request",
-      "now", "expect", "allow", "true", "false", "null", "in", "matches", "bool", "int",
-      "string", "duration", "timestamp", "json", "list", "(", ")", "[", "]", "{", "}", ",",
-      ":", ".", "->", "=", "==", "!=", "<", "<=", ">", ">=", "&&", "||", "+", "-", "*", "/",
-      "%", "!", "x", "GET", "403", "5m", "1.5", "\"s\"", "r\"^a$\"", "\"\\u00e9\"",
-      "// c\n", "/* c */", "\n", "access_denied", "\"{\\\"a\\\": 1}\"", "9999999999999999999999",
-      "\"\\ud800\"", "$", "\"open", "/* open", "01", "-1", "1e5"};
+  static const std::vector<std::string> v = {"package",
+                                             "import",
+                                             "as",
+                                             "const",
+                                             "let",
+                                             "shape",
+                                             "claims",
+                                             "fn",
+                                             "profile",
+                                             "api",
+                                             "route",
+                                             "on",
+                                             "response",
+                                             "use",
+                                             "require",
+                                             "else",
+                                             "deny",
+                                             "if",
+                                             "test",
+                                             "request",
+                                             "now",
+                                             "expect",
+                                             "allow",
+                                             "true",
+                                             "false",
+                                             "null",
+                                             "in",
+                                             "matches",
+                                             "bool",
+                                             "int",
+                                             "string",
+                                             "duration",
+                                             "timestamp",
+                                             "json",
+                                             "list",
+                                             "(",
+                                             ")",
+                                             "[",
+                                             "]",
+                                             "{",
+                                             "}",
+                                             ",",
+                                             ":",
+                                             ".",
+                                             "->",
+                                             "=",
+                                             "==",
+                                             "!=",
+                                             "<",
+                                             "<=",
+                                             ">",
+                                             ">=",
+                                             "&&",
+                                             "||",
+                                             "+",
+                                             "-",
+                                             "*",
+                                             "/",
+                                             "%",
+                                             "!",
+                                             "x",
+                                             "GET",
+                                             "403",
+                                             "5m",
+                                             "1.5",
+                                             "\"s\"",
+                                             "r\"^a$\"",
+                                             "\"\\u00e9\"",
+                                             "// c\n",
+                                             "/* c */",
+                                             "\n",
+                                             "access_denied",
+                                             "\"{\\\"a\\\": 1}\"",
+                                             "9999999999999999999999",
+                                             "\"\\ud800\"",
+                                             "$",
+                                             "\"open",
+                                             "/* open",
+                                             "01",
+                                             "-1",
+                                             "1e5"};
   return v;
 }
 
@@ -917,9 +1032,15 @@ TEST(ParserRobustness, MutatedPolicies) {
     for (int e = 0; e < edits && !t.empty(); ++e) {
       size_t a = rng() % t.size(), b = rng() % t.size();
       switch (rng() % 3) {
-        case 0: t.erase(t.begin() + a); break;
-        case 1: t.insert(t.begin() + a, t[b]); break;
-        default: std::swap(t[a], t[b]); break;
+        case 0:
+          t.erase(t.begin() + a);
+          break;
+        case 1:
+          t.insert(t.begin() + a, t[b]);
+          break;
+        default:
+          std::swap(t[a], t[b]);
+          break;
       }
     }
     std::string s;
