@@ -7,6 +7,16 @@
 namespace vakt::bench {
 
 std::string GeneratePolicy(const GenOptions& opts) {
+  std::string all;
+  const std::string header = "package synthetic\n\n";
+  for (const auto& [name, text] : GeneratePolicyFiles(opts)) {
+    all += all.empty() ? text : text.substr(header.size());
+  }
+  return all;
+}
+
+std::vector<std::pair<std::string, std::string>> GeneratePolicyFiles(const GenOptions& opts) {
+  std::vector<std::pair<std::string, std::string>> files;
   std::ostringstream out;
   out << "package synthetic\n\n"
       << "shape Id = r\"^[A-Za-z0-9-]{1,64}$\"\n\n"
@@ -18,10 +28,13 @@ std::string GeneratePolicy(const GenOptions& opts) {
       << "profile authenticated {\n"
       << "  token: require has(request.headers.authorization) else deny 401 \"token required\"\n"
       << "}\n\n";
+  files.emplace_back("common.vakt", out.str());
   const int per_api = 500;
   static const char* kMethods[] = {"GET", "POST", "PUT", "DELETE"};
   for (int base = 0; base < opts.routes; base += per_api) {
     int api = base / per_api;
+    out.str("");
+    out << "package synthetic\n\n";
     out << "api svc" << api << " \"/v1/svc" << api << "\" {\n  use authenticated\n";
     for (int i = base; i < opts.routes && i < base + per_api; ++i) {
       const char* m = kMethods[i % 4];
@@ -47,8 +60,9 @@ std::string GeneratePolicy(const GenOptions& opts) {
       out << "  }\n";
     }
     out << "}\n\n";
+    files.emplace_back("svc" + std::to_string(api) + ".vakt", out.str());
   }
-  return out.str();
+  return files;
 }
 
 }  // namespace vakt::bench

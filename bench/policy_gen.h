@@ -4,6 +4,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace vakt::bench {
 
@@ -12,6 +14,11 @@ struct GenOptions {
   int rules_per_route = 4;
 };
 
+// One file: the shared declarations and every api.
 std::string GeneratePolicy(const GenOptions& opts);
+
+// The same policy as files, as a team would keep it: `common.vakt` with the
+// shared declarations and one `svcK.vakt` per api of 500 routes.
+std::vector<std::pair<std::string, std::string>> GeneratePolicyFiles(const GenOptions& opts);
 
 }  // namespace vakt::bench

@@ -2,6 +2,8 @@
 #include "compiler/compile.h"
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -94,10 +96,31 @@ void LoadSources(const std::vector<std::string>& paths, SourceSet& out, dsl::Dia
 std::unique_ptr<Compilation> Compile(const SourceSet& sources, const CompileOptions& opts,
                                      dsl::Diagnostics& diags) {
   auto c = std::make_unique<Compilation>();
+  // Files parse independently: spread them over the cores (at most
+  // kMaxParseThreads), each with its own diagnostics, merged in file order
+  // so the output does not depend on scheduling.
+  const size_t n = sources.files.size();
+  c->files.resize(n);
+  std::vector<dsl::Diagnostics> file_diags(n);
+  size_t threads = std::min<size_t>({n, std::max(1u, std::thread::hardware_concurrency()),
+                                     kMaxParseThreads});
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i = next++; i < n; i = next++) {
+      c->files[i] = dsl::ParseFile(*sources.files[i], file_diags[i]);
+    }
+  };
+  if (threads <= 1) {
+    worker();
+  } else {
+    std::vector<std::thread> pool;
+    for (size_t t = 0; t < threads; ++t) pool.emplace_back(worker);
+    for (auto& t : pool) t.join();
+  }
   std::vector<const dsl::ast::File*> asts;
-  for (const auto& f : sources.files) {
-    c->files.push_back(dsl::ParseFile(*f, diags));
-    asts.push_back(c->files.back().get());
+  for (size_t i = 0; i < n; ++i) {
+    diags.Append(file_diags[i]);
+    asts.push_back(c->files[i].get());
   }
   std::string name = opts.name;
   if (name.empty()) {

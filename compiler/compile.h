@@ -30,6 +30,8 @@ void LoadSources(const std::vector<std::string>& paths, SourceSet& out, dsl::Dia
 // Adds an in-memory source (tests, the control plane's publish RPC).
 void AddSource(SourceSet& set, std::string path, std::string text);
 
+inline constexpr size_t kMaxParseThreads = 8;
+
 struct CompileOptions {
   std::string name;  // bundle name; "" = the package name of the first api
   CodegenOptions codegen;

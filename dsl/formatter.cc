@@ -26,6 +26,9 @@
 // tests/formatter_test.cc.
 #include "dsl/formatter.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 

@@ -1328,15 +1328,33 @@ void Parse(const SourceFile& src, Reporter& rep, ast::File& file) {
   if (!lexed.CheckNesting()) return;
 
   VaktParser parser(&lexed.tokens());
-  ParserListener listener(rep);
+  // Two-stage parsing: the fast SLL prediction with bail-out on the first
+  // error; valid files (the common case) finish here. On any error the
+  // file is parsed again with full LL prediction and the reporting error
+  // strategy, so diagnostics are exactly those of a single LL parse.
   parser.removeErrorListeners();
-  parser.addErrorListener(&listener);
-  parser.setErrorHandler(std::make_shared<Strategy>(src));
+  parser.getInterpreter<antlr4::atn::ParserATNSimulator>()->setPredictionMode(
+      antlr4::atn::PredictionMode::SLL);
+  parser.setErrorHandler(std::make_shared<antlr4::BailErrorStrategy>());
   VaktParser::FileContext* tree = nullptr;
   try {
     tree = parser.file();
   } catch (const antlr4::ParseCancellationException&) {
-    return;  // too many errors; already reported
+    tree = nullptr;
+  }
+  ParserListener listener(rep);
+  if (tree == nullptr) {
+    lexed.tokens().seek(0);
+    parser.reset();
+    parser.getInterpreter<antlr4::atn::ParserATNSimulator>()->setPredictionMode(
+        antlr4::atn::PredictionMode::LL);
+    parser.addErrorListener(&listener);
+    parser.setErrorHandler(std::make_shared<Strategy>(src));
+    try {
+      tree = parser.file();
+    } catch (const antlr4::ParseCancellationException&) {
+      return;  // too many errors; already reported
+    }
   }
   const std::vector<antlr4::Token*> all = lexed.tokens().getTokens();  // a copy
   Builder builder(src, rep, all, lexed.bad());

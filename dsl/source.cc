@@ -30,6 +30,12 @@ void Diagnostics::Warning(const Location& loc, std::string message) {
   ++warnings_;
 }
 
+void Diagnostics::Append(const Diagnostics& other) {
+  diags_.insert(diags_.end(), other.diags_.begin(), other.diags_.end());
+  errors_ += other.errors_;
+  warnings_ += other.warnings_;
+}
+
 void Diagnostics::Note(const Location& loc, std::string message) {
   diags_.push_back({Severity::kNote, loc, std::move(message)});
 }

@@ -47,6 +47,10 @@ class Diagnostics {
   size_t warning_count() const { return warnings_; }
   const std::vector<Diagnostic>& all() const { return diags_; }
 
+  // Appends every diagnostic of `other` (e.g. from a file parsed on
+  // another thread), keeping their order.
+  void Append(const Diagnostics& other);
+
   // Sorts by file, line and column (stable), so output is deterministic.
   void Sort();
 
