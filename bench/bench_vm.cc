@@ -61,14 +61,46 @@ Fixture& Synthetic() {
   return f;
 }
 
+// Ten typical requirements: header, claim, parameter and query checks.
+const char* kTenSimple = R"(
+claims { role: string  patient_id: string }
+api b "/b" {
+  route r GET "/items/{id}" {
+    r1: require has(request.headers.authorization) else deny 401
+    r2: require request.headers["x-tenant"] == "t1" else deny 403 access_denied
+    r3: require token.role == "clinician" else deny 403 access_denied
+    r4: require token.sub != "" else deny 401 invalid_token
+    r5: require request.method == "GET" else deny 405
+    r6: deny 400 invalid_request if has(request.query.access_token)
+    r7: require token.patient_id == "" || token.role == "clinician" else deny 403 access_denied
+    r8: require len(params.id) <= 64 else deny 404
+    r9: require token.sub != params.id else deny 403 access_denied
+    r10: require params.id != "" else deny 404
+  }
+}
+)";
+
+Fixture& TenSimple() {
+  static Fixture f = [] {
+    auto* s = new compiler::SourceSet;
+    compiler::AddSource(*s, "ten.vakt", kTenSimple);
+    return Make(*s);
+  }();
+  return f;
+}
+
 const char* kTls = R"("tls": {"version": "TLSv1.3", "cipher": "TLS_AES_128_GCM_SHA256"})";
 
 struct Case {
   const char* name;
   std::string request;
   const char* claims;
-  bool synthetic;
+  int fixture;  // 0 healthcare, 1 synthetic (1,000 routes, 10 heavy rules), 2 ten simple rules
 };
+
+Fixture& For(const Case& c) {
+  return c.fixture == 0 ? Healthcare() : c.fixture == 1 ? Synthetic() : TenSimple();
+}
 
 std::vector<Case> Cases() {
   std::string auth = R"("headers": {"authorization": "DPoP x", "content-type": "application/json"})";
@@ -77,19 +109,20 @@ std::vector<Case> Cases() {
   const char* admin = R"({"sub": "root", "role": "admin", "scope": "records.admin"})";
   const char* clin = R"({"sub": "c", "role": "clinician", "patient_id": "", "care_team": ["a", "b", "p-7"], "scope": "x res3.read y"})";
   return {
-      {"health", std::string(R"({"method": "GET", "path": "/v1/health", )") + kTls + "}", nullptr, false},
-      {"get_patient", std::string(R"({"method": "GET", "path": "/v1/patients/p-anna", )") + auth + ", " + kTls + "}", anna, false},
-      {"list_records", std::string(R"({"method": "GET", "path": "/v1/patients/p-anna/records", )") + auth + ", " + kTls + "}", anna, false},
-      {"get_record", std::string(R"({"method": "GET", "path": "/v1/patients/p-anna/records/r-1", )") + auth + ", " + kTls + "}", anna, false},
-      {"create_record", std::string(R"({"method": "POST", "path": "/v1/patients/p-anna/records", )") + auth + ", " + kTls + "}", bob, false},
-      {"delete_record", std::string(R"({"method": "DELETE", "path": "/v1/patients/p-anna/records/r-1", )") + auth + ", " + kTls + "}", admin, false},
-      {"get_patient_denied_bola", std::string(R"({"method": "GET", "path": "/v1/patients/p-eva", )") + auth + ", " + kTls + "}", anna, false},
-      {"synthetic_10_rules", R"({"method": "GET", "path": "/v1/svc1/res3/p-7/items", "headers": {"authorization": "x", "x-tenant": "t1"}})", clin, true},
+      {"health", std::string(R"({"method": "GET", "path": "/v1/health", )") + kTls + "}", nullptr, 0},
+      {"get_patient", std::string(R"({"method": "GET", "path": "/v1/patients/p-anna", )") + auth + ", " + kTls + "}", anna, 0},
+      {"list_records", std::string(R"({"method": "GET", "path": "/v1/patients/p-anna/records", )") + auth + ", " + kTls + "}", anna, 0},
+      {"get_record", std::string(R"({"method": "GET", "path": "/v1/patients/p-anna/records/r-1", )") + auth + ", " + kTls + "}", anna, 0},
+      {"create_record", std::string(R"({"method": "POST", "path": "/v1/patients/p-anna/records", )") + auth + ", " + kTls + "}", bob, 0},
+      {"delete_record", std::string(R"({"method": "DELETE", "path": "/v1/patients/p-anna/records/r-1", )") + auth + ", " + kTls + "}", admin, 0},
+      {"get_patient_denied_bola", std::string(R"({"method": "GET", "path": "/v1/patients/p-eva", )") + auth + ", " + kTls + "}", anna, 0},
+      {"ten_simple_rules", R"({"method": "GET", "path": "/b/items/i-42", "headers": {"authorization": "x", "x-tenant": "t1"}})", clin, 2},
+      {"synthetic_10_rules", R"({"method": "GET", "path": "/v1/svc1/res3/p-7/items", "headers": {"authorization": "x", "x-tenant": "t1"}})", clin, 1},
   };
 }
 
 void BM_Vm(benchmark::State& state, Case c) {
-  Fixture& f = c.synthetic ? Synthetic() : Healthcare();
+  Fixture& f = For(c);
   auto req = *bytecode::ParseRequestJson(c.request);
   std::unique_ptr<bytecode::JsonClaims> claims;
   if (c.claims) claims = std::move(bytecode::JsonClaims::Parse(c.claims)).value();
@@ -108,7 +141,7 @@ void BM_Vm(benchmark::State& state, Case c) {
 }
 
 void BM_Reference(benchmark::State& state, Case c) {
-  Fixture& f = c.synthetic ? Synthetic() : Healthcare();
+  Fixture& f = For(c);
   auto req = *bytecode::ParseRequestJson(c.request);
   nlohmann::json cj;
   if (c.claims) cj = nlohmann::json::parse(c.claims);

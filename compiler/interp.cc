@@ -481,10 +481,16 @@ class Interp {
 
 bool ShapeOk(const std::string& shape, std::string_view seg) {
   if (shape.empty()) return true;
-  RE2::Options o;
-  o.set_log_errors(false);
-  RE2 re(shape, o);
-  return RE2::FullMatch(seg, re);
+  // Compiled once per thread and pattern (bounded: patterns come from one policy).
+  thread_local std::map<std::string, std::unique_ptr<RE2>> cache;
+  auto& re = cache[shape];
+  if (!re) {
+    if (cache.size() > 4096) cache.clear();
+    RE2::Options o;
+    o.set_log_errors(false);
+    re = std::make_unique<RE2>(shape, o);
+  }
+  return RE2::FullMatch(seg, *re);
 }
 
 RefDecision Deny(int status, std::string error, std::string rule, std::string route = "") {
