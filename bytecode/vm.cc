@@ -439,7 +439,7 @@ class Machine {
           ok = Push(Null());
           break;
         case Op::kPushBool:
-          ok = Push(Bool(in.a != 0));
+          ok = PushBool((in.a != 0));
           break;
         case Op::kPushInt: {
           auto t = static_cast<ValueType>(in.a);
@@ -451,7 +451,7 @@ class Machine {
           break;
         }
         case Op::kPushStr:
-          ok = in.c < d_.strings.size() ? Push(Str(bundle_.str(in.c))) : Fail("bad operand");
+          ok = in.c < d_.strings.size() ? PushStr((bundle_.str(in.c))) : Fail("bad operand");
           break;
         case Op::kLoadReq:
           ok = LoadReq(in.a);
@@ -460,7 +460,7 @@ class Machine {
           ok = LoadResp(in.a);
           break;
         case Op::kLoadParam:
-          ok = in.c < s_.param_count ? Push(Str(s_.params[in.c])) : Fail("parameter out of range");
+          ok = in.c < s_.param_count ? PushStr((s_.params[in.c])) : Fail("parameter out of range");
           break;
         case Op::kLoadFirst:
           ok = LoadFirst(in);
@@ -482,9 +482,13 @@ class Machine {
           break;
         case Op::kEq:
         case Op::kNe: {
-          Value x, y;
+          if (sp_ < 2) return ErrorDeny("stack underflow");
           bool eq = false;
-          ok = Pop2(&x, &y) && Equal(x, y, 0, &eq) && Push(Bool(in.op == Op::kEq ? eq : !eq));
+          ok = Equal(s_.stack[sp_ - 2], s_.stack[sp_ - 1], 0, &eq);
+          if (ok) {
+            sp_ -= 2;
+            ok = PushBool(in.op == Op::kEq ? eq : !eq);
+          }
           break;
         }
         case Op::kLt:
@@ -520,7 +524,7 @@ class Machine {
           } else if (x.kind != ValueType::kBool) {
             ok = Fail("not a bool");
           } else {
-            ok = Push(Bool(!x.b));
+            ok = PushBool((!x.b));
           }
           break;
         }
@@ -567,8 +571,8 @@ class Machine {
           break;
         case Op::kRequire: {
           if (in.c >= d_.rules.size()) return ErrorDeny("bad operand");
-          Value x;
-          if (!Pop(&x)) return ErrorDeny();
+          if (sp_ == 0) return ErrorDeny("stack underflow");
+          const Value& x = s_.stack[--sp_];
           if (x.kind != ValueType::kBool) return ErrorDeny("requirement is not a bool");
           if (!x.b) return RuleDeny(in.c);
           break;
@@ -667,6 +671,24 @@ class Machine {
     s_.stack[sp_++] = v;
     return true;
   }
+  // Writes only the fields the kind uses, straight into the slot: no
+  // temporary is built and copied, so the next read of the slot forwards
+  // from these stores instead of stalling on a wide copy.
+  bool PushBool(bool b) {
+    if (sp_ >= kMaxStack) return Fail("stack overflow");
+    Value& v = s_.stack[sp_++];
+    v.kind = ValueType::kBool;
+    v.b = b;
+    return true;
+  }
+  bool PushStr(std::string_view str) {
+    if (sp_ >= kMaxStack) return Fail("stack overflow");
+    Value& v = s_.stack[sp_++];
+    v.kind = ValueType::kString;
+    v.s = str.data();
+    v.n = str.size();
+    return true;
+  }
   bool Pop(Value* v) {
     if (sp_ == 0) return Fail("stack underflow");
     *v = s_.stack[--sp_];
@@ -674,25 +696,25 @@ class Machine {
   }
   bool Pop2(Value* x, Value* y) { return Pop(y) && Pop(x); }
 
-  bool PushString(const std::string& s) { return Push(Str(s)); }
+  bool PushString(const std::string& s) { return PushStr((s)); }
 
   // ---- Loads ----
 
   bool LoadReq(uint8_t field) {
     switch (static_cast<RequestField>(field)) {
       case RequestField::kMethod:
-        return Push(Str(req_.method));
+        return PushStr((req_.method));
       case RequestField::kPath:
-        return Push(Str(s_.norm.path));
+        return PushStr((s_.norm.path));
       case RequestField::kBody:
-        return Push(Str(req_.body));
+        return PushStr((req_.body));
       case RequestField::kTlsVersion:
-        return Push(Str(req_.tls.version));
+        return PushStr((req_.tls.version));
       case RequestField::kTlsCipher:
-        return Push(Str(req_.tls.cipher));
+        return PushStr((req_.tls.cipher));
       case RequestField::kTlsCertThumbprint: {
         std::string_view pem = req_.tls.client_cert_pem;
-        if (pem.empty()) return Push(Str(""));
+        if (pem.empty()) return PushStr((""));
         if (!s_.thumb_valid || s_.thumb_pem != pem) {
           s_.thumb_valid = false;
           Result<std::string> t = CertThumbprint(pem);
@@ -707,9 +729,9 @@ class Machine {
       case RequestField::kTime:
         return Push(Int(ValueType::kTimestamp, req_.time));
       case RequestField::kQueryString:
-        return Push(Str(s_.norm.raw_query));
+        return PushStr((s_.norm.raw_query));
       case RequestField::kRoute:
-        return Push(Str(RouteName()));
+        return PushStr((RouteName()));
     }
     return Fail("bad operand");
   }
@@ -720,7 +742,7 @@ class Machine {
       case ResponseField::kStatus:
         return Push(Int(ValueType::kInt, resp_->status));
       case ResponseField::kBody:
-        return Push(Str(resp_->body));
+        return PushStr((resp_->body));
     }
     return Fail("bad operand");
   }
@@ -882,7 +904,7 @@ class Machine {
   bool LoadFirst(const Instr& in) {
     auto src = static_cast<Source>(in.a);
     if (src == Source::kParam) {
-      return in.c < s_.param_count ? Push(Str(s_.params[in.c])) : Fail("parameter out of range");
+      return in.c < s_.param_count ? PushStr((s_.params[in.c])) : Fail("parameter out of range");
     }
     if (src == Source::kClaim) {
       if (in.b >= kValueTypeCount) return Fail("bad operand");
@@ -928,7 +950,7 @@ class Machine {
       w.Add(name).Add("`");
       return Fail(w);
     }
-    return Push(Str(value));
+    return PushStr((value));
   }
 
   bool LoadAll(const Instr& in) {
@@ -959,12 +981,12 @@ class Machine {
     auto src = static_cast<Source>(in.a);
     switch (src) {
       case Source::kParam:
-        return Push(Bool(true));
+        return PushBool((true));
       case Source::kClaim: {
         element e;
         bool found = false;
         if (!FindClaim(in.c, &e, &found)) return false;
-        return Push(Bool(found));
+        return PushBool((found));
       }
       case Source::kHeader:
       case Source::kQuery:
@@ -977,7 +999,7 @@ class Machine {
             })) {
           return false;
         }
-        return Push(Bool(found));
+        return PushBool((found));
       }
     }
     return Fail("bad operand");
@@ -1216,7 +1238,7 @@ class Machine {
       return Fail(w);
     }
     bool r = op == Op::kLt ? c < 0 : op == Op::kLe ? c <= 0 : op == Op::kGt ? c > 0 : c >= 0;
-    return Push(Bool(r));
+    return PushBool((r));
   }
 
   // ---- Arithmetic ----
@@ -1294,7 +1316,7 @@ class Machine {
     if (p == nullptr) return Fail("evaluation scratch exhausted");
     if (x.n > 0) std::memcpy(p, x.s, x.n);
     if (y.n > 0) std::memcpy(p + x.n, y.s, y.n);
-    return Push(Str(std::string_view(p, x.n + y.n)));
+    return PushStr((std::string_view(p, x.n + y.n)));
   }
 
   // ---- Membership, regex, builtins ----
@@ -1338,9 +1360,9 @@ class Machine {
     if (!Pop2(&x, &y)) return false;
     bool found = false, handled = false;
     if (!Member(x, y, &found, &handled)) return false;
-    if (handled) return Push(Bool(found));
+    if (handled) return PushBool((found));
     if (x.kind == ValueType::kString && y.kind == ValueType::kString) {
-      return Push(Bool(y.str().find(x.str()) != std::string_view::npos));
+      return PushBool((y.str().find(x.str()) != std::string_view::npos));
     }
     Writer w = DetailWriter();
     w.Add("type mismatch: ").Add(TypeName(x.kind)).Add(" in ").Add(TypeName(y.kind));
@@ -1352,7 +1374,7 @@ class Machine {
     Value x;
     if (!Pop(&x)) return false;
     if (x.kind != ValueType::kString) return Fail("regex match of a value that is not a string");
-    return Push(Bool(RE2::PartialMatch(re2::StringPiece(x.s, x.n), bundle_.regex(c))));
+    return PushBool((RE2::PartialMatch(re2::StringPiece(x.s, x.n), bundle_.regex(c))));
   }
 
   bool BuiltinFail(Builtin f) {
@@ -1376,16 +1398,16 @@ class Machine {
     switch (f) {
       case Builtin::kStartsWith:
         if (!strs) return BuiltinFail(f);
-        return Push(Bool(a0.str().starts_with(a1.str())));
+        return PushBool((a0.str().starts_with(a1.str())));
       case Builtin::kEndsWith:
         if (!strs) return BuiltinFail(f);
-        return Push(Bool(a0.str().ends_with(a1.str())));
+        return PushBool((a0.str().ends_with(a1.str())));
       case Builtin::kContains: {
         bool found = false, handled = false;
         if (!Member(a1, a0, &found, &handled)) return false;
-        if (handled) return Push(Bool(found));
+        if (handled) return PushBool((found));
         if (!strs) return BuiltinFail(f);
-        return Push(Bool(a0.str().find(a1.str()) != std::string_view::npos));
+        return PushBool((a0.str().find(a1.str()) != std::string_view::npos));
       }
       case Builtin::kLower:
       case Builtin::kUpper: {
@@ -1398,7 +1420,7 @@ class Machine {
           if (f == Builtin::kUpper && c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
           p[k] = c;
         }
-        return Push(Str(std::string_view(p, a0.n)));
+        return PushStr((std::string_view(p, a0.n)));
       }
       case Builtin::kLen: {
         if (a0.kind == ValueType::kString || a0.kind == ValueType::kList) {
@@ -1446,7 +1468,7 @@ class Machine {
         size_t b = 0, e = s.size();
         while (b < e && IsSpace(s[b])) ++b;
         while (e > b && IsSpace(s[e - 1])) --e;
-        return Push(Str(s.substr(b, e - b)));
+        return PushStr((s.substr(b, e - b)));
       }
     }
     return Fail("bad operand");
