@@ -825,6 +825,13 @@ Result<std::shared_ptr<const Bundle>> Bundle::Load(std::string_view bytes) {
     b->simple_.push_back(ParseSimpleShape(pattern));
   }
 
+  b->claim_offsets_.reserve(d.claim_paths.size() + 1);
+  b->claim_offsets_.push_back(0);
+  for (const auto& path : d.claim_paths) {
+    for (uint32_t part : path) b->claim_parts_.push_back(d.strings[part]);
+    b->claim_offsets_.push_back(b->claim_parts_.size());
+  }
+
   // The verifier proved each edge belongs to exactly one node, so this
   // index holds every literal edge once. Keys view strings in data_, which
   // is never modified again.

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -82,6 +83,13 @@ class Bundle {
   const std::string& digest() const { return digest_hex_; }
   size_t size_bytes() const { return size_bytes_; }
 
+  // The parts of claim path i as views into the string table (built once
+  // at load, so a lookup needs no per-decision copy).
+  // REQUIRES: i < data().claim_paths.size()
+  std::span<const std::string_view> ClaimPath(uint32_t i) const {
+    return {claim_parts_.data() + claim_offsets_[i], claim_offsets_[i + 1] - claim_offsets_[i]};
+  }
+
   // Child of trie node `node` by literal segment, or kNone. O(segment).
   uint32_t FindEdge(uint32_t node, std::string_view segment) const;
 
@@ -91,6 +99,8 @@ class Bundle {
   std::vector<std::unique_ptr<re2::RE2>> regexes_;
   // A character-class shape: every byte in `allowed`, length in [min, max].
   std::vector<SimpleShapeView> simple_;
+  std::vector<std::string_view> claim_parts_;
+  std::vector<size_t> claim_offsets_;  // claim path i is [offsets[i], offsets[i+1])
   // Literal edges keyed by (parent node, segment); built once at load.
   struct EdgeKey {
     uint32_t node;

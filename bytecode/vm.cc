@@ -794,11 +794,8 @@ class Machine {
       if (slot->found) *out = slot->e;
       return true;
     }
-    std::string_view parts[kMaxClaimPathParts];
-    size_t count = 0;
-    if (!ClaimParts(c, parts, &count)) return false;
-    *found =
-        claims_ != nullptr && claims_->Find(std::span<const std::string_view>(parts, count), out);
+    if (c >= d_.claim_paths.size()) return Fail("bad operand");
+    *found = claims_ != nullptr && claims_->Find(bundle_.ClaimPath(c), out);
     if (slot) {
       slot->gen = s_.generation;
       slot->found = *found;
