@@ -33,12 +33,12 @@ const char* kUsageText =
     "usage: vakt <command> [options]\n"
     "\n"
     "commands:\n"
-    "  check FILES|DIRS...                 report every diagnostic; exit 1 on errors\n"
+    "  check FILES|DIRS... [--budget N]    report every diagnostic; exit 1 on errors\n"
     "  build FILES|DIRS... -o OUT.vkb      compile to a bundle [--budget N] [--name NAME]\n"
-    "  test FILES|DIRS...                  run the policy tests written beside the policy\n"
+    "  test FILES|DIRS... [-v] [--budget N] run the policy tests written beside the policy\n"
     "  eval BUNDLE|FILES... --request REQ.json [--claims CLAIMS.json]\n"
-    "       [--response RESP.json] [--now UNIX]   print the decision as JSON\n"
-    "  disasm BUNDLE|FILES...              print a bundle's tables and code\n"
+    "       [--response RESP.json] [--now UNIX] [--budget N]   print the decision as JSON\n"
+    "  disasm BUNDLE|FILES... [--budget N] print a bundle's tables and code\n"
     "  fmt [--check] FILES|DIRS...         format sources in place (or check)\n"
     "  version                             print the compiler version\n";
 
@@ -297,6 +297,7 @@ bool LooksLikeBundle(const std::string& path) {
 
 // Loads a bundle file, or compiles sources, into a verified Bundle.
 std::shared_ptr<const bytecode::Bundle> LoadOrCompile(const std::vector<std::string>& paths,
+                                                      const compiler::CompileOptions& opts,
                                                       std::unique_ptr<compiler::Compilation>* comp) {
   if (paths.size() == 1 && !fs::is_directory(paths[0]) && LooksLikeBundle(paths[0])) {
     std::string bytes, err;
@@ -313,7 +314,7 @@ std::shared_ptr<const bytecode::Bundle> LoadOrCompile(const std::vector<std::str
   }
   dsl::Diagnostics diags;
   compiler::SourceSet sources;
-  *comp = CompilePaths(paths, {}, diags, sources);
+  *comp = CompilePaths(paths, opts, diags, sources);
   PrintDiagnostics(diags);
   if (diags.HasErrors() || !*comp || (*comp)->bytes.empty()) {
     PrintSummary(diags);
@@ -330,8 +331,13 @@ std::shared_ptr<const bytecode::Bundle> LoadOrCompile(const std::vector<std::str
 int CmdEval(int argc, char** argv) {
   Args a;
   std::string err;
-  if (!ParseArgs(argc, argv, 2, {"--request", "--claims", "--response", "--now"}, {}, &a, &err)) {
+  if (!ParseArgs(argc, argv, 2, {"--request", "--claims", "--response", "--now", "--budget"}, {}, &a,
+                 &err)) {
     return Usage(err);
+  }
+  compiler::CompileOptions opts;
+  if (const auto* b = a.Flag("--budget")) {
+    if (!ParseU32(*b, &opts.codegen.route_budget)) return Usage("--budget takes a number");
   }
   const std::string* req_path = a.Flag("--request");
   if (!req_path) return Usage("eval needs --request REQ.json");
@@ -343,7 +349,7 @@ int CmdEval(int argc, char** argv) {
     now = v;
   }
   std::unique_ptr<compiler::Compilation> comp;
-  auto bundle = LoadOrCompile(a.positional, &comp);
+  auto bundle = LoadOrCompile(a.positional, opts, &comp);
   if (!bundle) return kFail;
   std::string text;
   if (!ReadAll(*req_path, &text, &err)) {
@@ -399,10 +405,14 @@ int CmdEval(int argc, char** argv) {
 int CmdDisasm(int argc, char** argv) {
   Args a;
   std::string err;
-  if (!ParseArgs(argc, argv, 2, {}, {}, &a, &err)) return Usage(err);
+  if (!ParseArgs(argc, argv, 2, {"--budget"}, {}, &a, &err)) return Usage(err);
   if (a.positional.empty()) return Usage("disasm needs a bundle or policy files");
+  compiler::CompileOptions opts;
+  if (const auto* b = a.Flag("--budget")) {
+    if (!ParseU32(*b, &opts.codegen.route_budget)) return Usage("--budget takes a number");
+  }
   std::unique_ptr<compiler::Compilation> comp;
-  auto bundle = LoadOrCompile(a.positional, &comp);
+  auto bundle = LoadOrCompile(a.positional, opts, &comp);
   if (!bundle) return kFail;
   std::cout << bytecode::Disassemble(bundle->data());
   return kOk;

@@ -206,6 +206,19 @@ TEST_F(Cli, TestCommandReportsFailures) {
   EXPECT_TRUE(r.out.ends_with("2 passed, 2 failed\n")) << r.out;
 }
 
+TEST_F(Cli, BudgetOnEveryCompilingCommand) {
+  std::string rules;
+  for (int i = 0; i < 40; ++i) rules += "    require request.method == \"GET\" else deny 403\n";
+  std::string src = Write("big.vakt", "api a \"/v1\" {\n  route r GET \"/x\" {\n" + rules + "  }\n}\n");
+  std::string req = Write("req.json", "{\"method\": \"GET\", \"path\": \"/v1/x\"}");
+  for (const std::string& cmd : {"check " + src, "disasm " + src, "eval " + src + " --request " + req}) {
+    RunResult small = Vakt(cmd + " --budget 100");
+    EXPECT_EQ(small.code, 1) << cmd << "\n" << small.out;
+    EXPECT_NE(small.out.find("over the budget of 100"), std::string::npos) << small.out;
+    EXPECT_EQ(Vakt(cmd + " --budget 1000").code, 0) << cmd;
+  }
+}
+
 TEST_F(Cli, DisasmShowsRoutes) {
   std::string src = Write("p.vakt", kPolicy);
   RunResult r = Vakt("disasm " + src);
