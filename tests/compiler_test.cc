@@ -13,19 +13,20 @@ namespace vakt::compiler {
 namespace {
 
 struct Out {
+  std::unique_ptr<SourceSet> sources;  // outlives c: diagnostics and the AST point into it
   std::unique_ptr<Compilation> c;
   std::string diags;
   bool ok;
 };
 
 Out Build(std::vector<std::pair<std::string, std::string>> files, uint32_t budget = kDefaultRouteBudget) {
-  auto* sources = new SourceSet;  // kept alive for the locations in diagnostics
-  for (auto& [p, t] : files) AddSource(*sources, p, t);
+  Out out;
+  out.sources = std::make_unique<SourceSet>();
+  for (auto& [p, t] : files) AddSource(*out.sources, p, t);
   dsl::Diagnostics d;
   CompileOptions o;
   o.codegen.route_budget = budget;
-  Out out;
-  out.c = Compile(*sources, o, d);
+  out.c = Compile(*out.sources, o, d);
   out.diags = d.Format();
   out.ok = !d.HasErrors() && !out.c->bytes.empty();
   return out;
