@@ -1,0 +1,60 @@
+// DPoP replay cache; see replay_cache.h.
+#include "bytecode/replay_cache.h"
+
+#include <cstring>
+
+#include "bytecode/bundle.h"
+
+namespace vakt::bytecode {
+
+size_t ReplayCache::KeyHash::operator()(const Key& k) const {
+  size_t h;
+  std::memcpy(&h, k.data(), sizeof h);  // already a cryptographic digest
+  return h;
+}
+
+ReplayCache::ReplayCache(size_t capacity, int64_t window_seconds)
+    : capacity_(capacity < kShards ? kShards : capacity),
+      per_shard_(capacity_ / kShards),
+      window_(window_seconds < 1 ? 1 : window_seconds) {}
+
+void ReplayCache::Expire(Shard& s, int64_t now) {
+  while (!s.order.empty() && s.order.front().first <= now) {
+    auto it = s.expiry.find(s.order.front().second);
+    // A later re-insert of the same key (after expiry) has a newer time.
+    if (it != s.expiry.end() && it->second <= now) s.expiry.erase(it);
+    s.order.pop_front();
+  }
+}
+
+ReplayCache::Outcome ReplayCache::Use(std::string_view id, int64_t now) {
+  Key key = Sha256(id);
+  Shard& s = shards_[key[31] % kShards];
+  std::lock_guard<std::mutex> lock(s.mu);
+  Expire(s, now);
+  auto it = s.expiry.find(key);
+  if (it != s.expiry.end() && it->second > now) return Outcome::kReplay;
+  if (s.expiry.size() >= per_shard_ && it == s.expiry.end()) return Outcome::kFull;
+  // `order` may hold stale entries (keys re-used after expiry, or a clock
+  // that went backwards). Drop stale ones from the front; never a live one.
+  while (s.order.size() >= 2 * per_shard_) {
+    auto front = s.expiry.find(s.order.front().second);
+    if (front != s.expiry.end() && front->second == s.order.front().first) return Outcome::kFull;
+    s.order.pop_front();
+  }
+  int64_t until = now > INT64_MAX - window_ ? INT64_MAX : now + window_;
+  s.expiry[key] = until;
+  s.order.emplace_back(until, key);
+  return Outcome::kNew;
+}
+
+size_t ReplayCache::size() const {
+  size_t n = 0;
+  for (const auto& s : shards_) {
+    std::lock_guard<std::mutex> lock(s.mu);
+    n += s.expiry.size();
+  }
+  return n;
+}
+
+}  // namespace vakt::bytecode
