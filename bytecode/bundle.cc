@@ -760,6 +760,9 @@ Bundle::SimpleShapeView ParseSimpleShape(const std::string& p) {
         *v = *v * 10 + static_cast<size_t>(p[i] - '0');
         ++i;
       }
+      // RE2 reads a count with a leading zero ({01,2}) as literal text:
+      // leave such patterns to RE2 so both engines agree.
+      if (i - start > 1 && p[start] == '0') return false;
       return i > start;
     };
     if (!number(&min)) return out;

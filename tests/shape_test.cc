@@ -17,7 +17,7 @@ TEST(Shapes, TableMatchesRe2) {
   const std::vector<std::string> patterns = {
       "^[A-Za-z0-9-]{1,64}$", "[a-z]+", "^[0-9]*$", "[ab]{3}", "^[a-c]{2,}$", "[-x]{1,3}",
       "[x-]{0,2}", "^[A-Z]{1,2}", "[.]{1}$", "-?[0-9]{1,19}", "^[^a]+$", "^(a|b)$", "[a\\-z]+",
-      "^[a-z]{2,1}$",
+      "^[a-z]{2,1}$", "^[0-9]{01,12}$", "^[0-9]{1,02}$", "[a]{00005}",
   };
   std::string src;
   for (size_t i = 0; i < patterns.size(); ++i) {
