@@ -177,6 +177,8 @@ class Lowerer {
   std::vector<const ast::Function*> fn_stack_;
   std::set<const ast::Profile*> route_profiles_;  // expanded into the current route
   bool poisoned_ = false;
+  size_t ir_nodes_ = 0;
+  bool too_big_reported_ = false;
 };
 
 // ---------------------------------------------------------------------------
@@ -239,7 +241,23 @@ std::unique_ptr<IrExpr> Lowerer::Expect(std::unique_ptr<IrExpr> e, Type want, co
   return c;
 }
 
+size_t CountNodes(const IrExpr& e) {
+  size_t n = 1;
+  for (const auto& c : e.children) n += CountNodes(*c);
+  return n;
+}
+
 std::unique_ptr<IrExpr> Lowerer::LowerExpr(const ast::Expr& e, Env& env) {
+  // Inlining can grow a policy exponentially (let a = b + b, b = c + c, ...):
+  // bound the work before the cost budget is ever computed.
+  if (++ir_nodes_ > kMaxIrNodes) {
+    if (!too_big_reported_) {
+      too_big_reported_ = true;
+      Error(e.loc, "the policy is too large after inlining functions, lets and constants (over " +
+                       std::to_string(kMaxIrNodes) + " expression nodes)");
+    }
+    return Bad(e.loc);
+  }
   if (env.depth > 4 * dsl::kMaxNesting) {
     Error(e.loc, "expression nests too deeply");
     return Bad(e.loc);
@@ -372,8 +390,9 @@ std::unique_ptr<IrExpr> Lowerer::LowerName(const ast::Expr& e, Env& env) {
   if (env.locals) {
     for (auto it = env.locals->rbegin(); it != env.locals->rend(); ++it) {
       if (it->name == n) {
-        auto c = Clone(*it->value);
-        return c;
+        ir_nodes_ += CountNodes(*it->value);
+        if (ir_nodes_ > kMaxIrNodes) return Bad(e.loc);  // reported by the next LowerExpr
+        return Clone(*it->value);
       }
     }
   }

@@ -20,6 +20,8 @@
 namespace vakt::compiler {
 
 inline constexpr int kMaxInlineDepth = 32;
+// Expression nodes lowering may create in all (after inlining).
+inline constexpr size_t kMaxIrNodes = 4u << 20;
 
 // Lowers every api/route of `files` into one IrProgram named `name`.
 // On errors (diags.HasErrors()) the program is incomplete and must not be

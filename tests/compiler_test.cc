@@ -215,6 +215,20 @@ TEST(Compiler, ParallelParsingIsDeterministic) {
   EXPECT_LT(bad.diags.find("f103.vakt"), bad.diags.find("f117.vakt")) << bad.diags;
 }
 
+TEST(Compiler, ExponentialInliningIsBounded) {
+  std::string lets = "let a0 = request.method\n";
+  for (int i = 1; i <= 40; ++i) {
+    lets += "let a" + std::to_string(i) + " = a" + std::to_string(i - 1) + " + a" + std::to_string(i - 1) + "\n";
+  }
+  ExpectError(lets + InRoute("require a40 == \"x\" else deny 403"), "too large after inlining");
+  std::string fns = "fn f0(x: string) -> string { x }\n";
+  for (int i = 1; i <= 40; ++i) {
+    fns += "fn f" + std::to_string(i) + "(x: string) -> string { f" + std::to_string(i - 1) + "(x) + f" +
+           std::to_string(i - 1) + "(x) }\n";
+  }
+  ExpectError(fns + InRoute("require f40(\"a\") == \"x\" else deny 403"), "too large after inlining");
+}
+
 TEST(Compiler, BudgetExceeded) {
   std::string rules;
   for (int i = 0; i < 50; ++i) rules += "require request.method == \"GET\" else deny 403\n";
