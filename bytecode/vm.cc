@@ -48,8 +48,7 @@ constexpr size_t kDetailBytes = 512;
 constexpr size_t kDescBytes = 1024;
 constexpr size_t kAuthBytes = 1536;
 constexpr size_t kMaxPathInMessage = 256;
-constexpr int kMaxJsonDepth = 64;  // claims parse depth and compare depth
-constexpr size_t kMaxClaimsBytes = 16u << 20;
+constexpr int kMaxJsonDepth = kMaxClaimsDepth;  // compare depth
 
 // Number of arguments each builtin takes, by Builtin (as the verifier).
 constexpr uint8_t kArity[kBuiltinCount] = {2, 2, 2, 1, 1, 1, 2, 1};
@@ -293,40 +292,6 @@ struct EvalScratch::Impl {
 
 EvalScratch::EvalScratch() : impl_(new Impl) {}
 EvalScratch::~EvalScratch() = default;
-
-// ---- Claims ----
-
-Result<std::unique_ptr<JsonClaims>> JsonClaims::Parse(std::string_view json) {
-  if (json.size() > kMaxClaimsBytes) {
-    return ResourceExhausted("claims: " + std::to_string(json.size()) +
-                             " bytes is over the limit of " + std::to_string(kMaxClaimsBytes));
-  }
-  std::unique_ptr<JsonClaims> c(new JsonClaims());
-  if (c->parser_.allocate(std::max<size_t>(json.size(), 64), kMaxJsonDepth) != simdjson::SUCCESS) {
-    return ResourceExhausted("claims: cannot allocate the parser");
-  }
-  element root;
-  if (auto err = c->parser_.parse(json.data(), json.size()).get(root); err != simdjson::SUCCESS) {
-    return InvalidArgument(std::string("claims: malformed JSON: ") + simdjson::error_message(err));
-  }
-  if (!root.is_object()) {
-    return InvalidArgument(std::string("claims: expected a JSON object, got ") +
-                           JsonTypeName(root));
-  }
-  c->root_ = root;
-  return c;
-}
-
-bool JsonClaims::Find(std::span<const std::string_view> path, element* out) const {
-  element cur = root_;
-  for (std::string_view part : path) {
-    simdjson::dom::object obj;
-    if (cur.get_object().get(obj) != simdjson::SUCCESS) return false;
-    if (obj.at_key(part).get(cur) != simdjson::SUCCESS) return false;
-  }
-  *out = cur;
-  return true;
-}
 
 namespace {
 

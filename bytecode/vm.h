@@ -29,33 +29,10 @@
 #include <simdjson.h>
 
 #include "bytecode/bundle.h"
+#include "bytecode/claims.h"
 #include "bytecode/request.h"
 
 namespace vakt::bytecode {
-
-// Where `token.*` comes from. The FAPI layer backs it with verified tokens;
-// tests inject claims with JsonClaims. Implementations are read-only during
-// a decision and must be thread-compatible.
-class ClaimsProvider {
- public:
-  virtual ~ClaimsProvider() = default;
-  // Finds the claim at `path` ({"cnf","jkt"}). Returns false if absent.
-  // *out stays valid for the rest of the decision.
-  virtual bool Find(std::span<const std::string_view> path, simdjson::dom::element* out) const = 0;
-};
-
-// Claims from a JSON object text (already verified or test-injected).
-class JsonClaims : public ClaimsProvider {
- public:
-  // Parses `json`; it must be an object. Depth-limited by simdjson.
-  static Result<std::unique_ptr<JsonClaims>> Parse(std::string_view json);
-  bool Find(std::span<const std::string_view> path, simdjson::dom::element* out) const override;
-
- private:
-  JsonClaims() = default;
-  simdjson::dom::parser parser_;
-  simdjson::dom::element root_;
-};
 
 struct DecisionHeader {
   std::string_view name;
