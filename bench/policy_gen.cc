@@ -21,7 +21,6 @@ std::vector<std::pair<std::string, std::string>> GeneratePolicyFiles(const GenOp
   out << "package synthetic\n\n"
       << "shape Id = r\"^[A-Za-z0-9-]{1,64}$\"\n\n"
       << "claims {\n  patient_id: string\n  role: string\n  care_team: list<string>\n}\n\n"
-      << "fn has_scope(s: string) -> bool { s in split(token.scope, \" \") }\n\n"
       << "fn is_owner(p: string) -> bool {\n"
       << "  (token.role == \"patient\" && token.patient_id == p) || (token.role == \"clinician\" && p in token.care_team)\n"
       << "}\n\n"

@@ -27,6 +27,7 @@
 #include <string>
 #include <utility>
 
+#include "bytecode/fapi_auth.h"
 #include "bytecode/verifier.h"
 
 namespace vakt::bytecode {
@@ -59,7 +60,9 @@ constexpr size_t kRegexSize = 4;
 constexpr size_t kClaimPathSize = 8;
 constexpr size_t kClaimPartSize = 4;
 constexpr size_t kRuleSize = 16;
-constexpr size_t kRouteSize = 40;
+constexpr size_t kRouteSize = 44;
+constexpr size_t kIssuerSize = 24;
+constexpr size_t kAuthSize = 16;
 constexpr size_t kParamSize = 8;
 constexpr size_t kNodeSize = 24;
 constexpr size_t kEdgeSize = 8;
@@ -72,7 +75,8 @@ constexpr int64_t kRegexMaxMem = 8 << 20;
 const char* SectionName(uint32_t id) {
   static constexpr const char* kNames[] = {"?",       "strings",     "ints",  "meta",
                                            "regexes", "claim_paths", "rules", "routes",
-                                           "params",  "trie",        "code"};
+                                           "params",  "trie",        "code",
+                                           "issuers", "auth"};
   return id <= kSectionCount ? kNames[id] : "?";
 }
 
@@ -111,6 +115,12 @@ class Reader {
   size_t remaining() const { return data_.size() - pos_; }
   std::string Where() const { return std::string("section `") + SectionName(section_) + "`: "; }
 
+  Status U8(const char* what, uint8_t* v) {
+    VAKT_BC_RETURN_IF_ERROR(Need(1, what));
+    *v = static_cast<uint8_t>(data_[pos_]);
+    pos_ += 1;
+    return Status::Ok();
+  }
   Status U16(const char* what, uint16_t* v) {
     VAKT_BC_RETURN_IF_ERROR(Need(2, what));
     *v = LoadU16(data_.data() + pos_);
@@ -314,9 +324,39 @@ Status ReadRoutes(Reader& r, BundleData* d) {
   for (RouteRecord& v : d->routes) {
     for (uint32_t* f :
          {&v.name, &v.method, &v.path_template, &v.first_param, &v.param_count, &v.request_code,
-          &v.request_len, &v.response_code, &v.response_len, &v.cost}) {
+          &v.request_len, &v.response_code, &v.response_len, &v.cost, &v.auth}) {
       VAKT_BC_RETURN_IF_ERROR(r.U32("route field", f));
     }
+  }
+  return r.Finish();
+}
+
+Status ReadIssuers(Reader& r, BundleData* d) {
+  uint32_t n;
+  VAKT_BC_RETURN_IF_ERROR(r.Count(kIssuerSize, "issuer", &n));
+  d->issuers.resize(n);
+  for (IssuerRecord& v : d->issuers) {
+    for (uint32_t* f : {&v.name, &v.issuer, &v.audience, &v.jwks, &v.leeway}) {
+      VAKT_BC_RETURN_IF_ERROR(r.U32("issuer field", f));
+    }
+    VAKT_BC_RETURN_IF_ERROR(r.U16("issuer algs", &v.algs));
+    VAKT_BC_RETURN_IF_ERROR(r.U16("issuer flags", &v.flags));
+  }
+  return r.Finish();
+}
+
+Status ReadAuth(Reader& r, BundleData* d) {
+  uint32_t n;
+  VAKT_BC_RETURN_IF_ERROR(r.Count(kAuthSize, "auth record", &n));
+  d->auth.resize(n);
+  for (AuthRecord& v : d->auth) {
+    for (uint32_t* f : {&v.issuer, &v.scope, &v.dpop_window}) {
+      VAKT_BC_RETURN_IF_ERROR(r.U32("auth field", f));
+    }
+    VAKT_BC_RETURN_IF_ERROR(r.U8("auth sender", &v.sender));
+    VAKT_BC_RETURN_IF_ERROR(r.U8("auth tls", &v.tls));
+    VAKT_BC_RETURN_IF_ERROR(r.U8("auth flags", &v.flags));
+    VAKT_BC_RETURN_IF_ERROR(r.U8("auth reserved", &v.reserved));
   }
   return r.Finish();
 }
@@ -402,23 +442,7 @@ std::string WriteStrings(const std::vector<std::string_view>& strings) {
 
 // ---- Public API -------------------------------------------------------------
 
-std::array<uint8_t, 32> Sha256(std::string_view bytes) {
-  std::array<uint8_t, 32> digest{};
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), digest.data(), &len, EVP_sha256(), nullptr);
-  return digest;
-}
-
-std::string HexLower(const uint8_t* p, size_t n) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * n);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kHex[p[i] >> 4]);
-    out.push_back(kHex[p[i] & 15]);
-  }
-  return out;
-}
+// Sha256 and HexLower moved to sha256.cc (declared in sha256.h, included by bundle.h).
 
 std::string Serialize(const BundleData& d) {
   // The name and compiler version live in the string table; they are
@@ -439,6 +463,8 @@ std::string Serialize(const BundleData& d) {
   auto& s_params = sections[7];
   auto& s_trie = sections[8];
   auto& s_code = sections[9];
+  auto& s_issuers = sections[10];
+  auto& s_auth = sections[11];
 
   s_strings = WriteStrings(strings);
 
@@ -478,9 +504,26 @@ std::string Serialize(const BundleData& d) {
   PutU32(&s_routes, static_cast<uint32_t>(d.routes.size()));
   for (const RouteRecord& v : d.routes) {
     for (uint32_t f : {v.name, v.method, v.path_template, v.first_param, v.param_count,
-                       v.request_code, v.request_len, v.response_code, v.response_len, v.cost}) {
+                       v.request_code, v.request_len, v.response_code, v.response_len, v.cost,
+                       v.auth}) {
       PutU32(&s_routes, f);
     }
+  }
+
+  PutU32(&s_issuers, static_cast<uint32_t>(d.issuers.size()));
+  for (const IssuerRecord& v : d.issuers) {
+    for (uint32_t f : {v.name, v.issuer, v.audience, v.jwks, v.leeway}) PutU32(&s_issuers, f);
+    PutU16(&s_issuers, v.algs);
+    PutU16(&s_issuers, v.flags);
+  }
+
+  PutU32(&s_auth, static_cast<uint32_t>(d.auth.size()));
+  for (const AuthRecord& v : d.auth) {
+    for (uint32_t f : {v.issuer, v.scope, v.dpop_window}) PutU32(&s_auth, f);
+    PutU8(&s_auth, v.sender);
+    PutU8(&s_auth, v.tls);
+    PutU8(&s_auth, v.flags);
+    PutU8(&s_auth, v.reserved);
   }
 
   PutU32(&s_params, static_cast<uint32_t>(d.params.size()));
@@ -701,6 +744,14 @@ Result<BundleData> Parse(std::string_view bytes) {
     Reader r = reader(SectionId::kCode);
     VAKT_BC_RETURN_IF_ERROR(ReadCode(r, &d));
   }
+  {
+    Reader r = reader(SectionId::kIssuers);
+    VAKT_BC_RETURN_IF_ERROR(ReadIssuers(r, &d));
+  }
+  {
+    Reader r = reader(SectionId::kAuth);
+    VAKT_BC_RETURN_IF_ERROR(ReadAuth(r, &d));
+  }
   return d;
 }
 
@@ -847,11 +898,38 @@ Result<std::shared_ptr<const Bundle>> Bundle::Load(std::string_view bytes) {
     }
   }
 
+  // Issuers: the embedded JWKS is parsed here, once; a key the runtime
+  // cannot use fails the load (the compiler checked it, so this is damage).
+  for (size_t i = 0; i < d.issuers.size(); ++i) {
+    const IssuerRecord& rec = d.issuers[i];
+    auto keys = MakeIssuerKeys(d.strings[rec.name], d.strings[rec.issuer], d.strings[rec.audience],
+                               d.strings[rec.jwks], rec.algs, rec.leeway,
+                               (rec.flags & kIssuerNotFapi) == 0);
+    if (!keys.ok()) {
+      return Corruption("issuer " + std::to_string(i) + ": " + keys.status().message());
+    }
+    b->issuers_.push_back(std::move(keys).value());
+  }
+  b->auth_.reserve(d.auth.size());
+  for (const AuthRecord& rec : d.auth) {
+    AuthPolicy p;
+    p.issuer = b->issuers_[rec.issuer].get();
+    p.sender = static_cast<SenderConstraint>(rec.sender);
+    p.tls = static_cast<TlsRequirement>(rec.tls);
+    p.dpop_nonce = (rec.flags & kAuthDpopNonce) != 0;
+    p.dpop_window = rec.dpop_window;
+    p.scope = d.strings[rec.scope];
+    b->auth_.push_back(p);
+  }
+
   std::array<uint8_t, 32> digest = Sha256(bytes);
   b->digest_hex_ = HexLower(digest.data(), digest.size());
   b->size_bytes_ = bytes.size();
   return std::shared_ptr<const Bundle>(std::move(b));
 }
+
+const AuthPolicy& Bundle::auth(uint32_t i) const { return auth_[i]; }
+const IssuerKeys& Bundle::issuer(uint32_t i) const { return *issuers_[i]; }
 
 uint32_t Bundle::FindEdge(uint32_t node, std::string_view segment) const {
   auto it = edge_index_.find(EdgeKey{node, segment});

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bytecode/format.h"
+#include "bytecode/sha256.h"
 #include "bytecode/status.h"
 
 namespace re2 {
@@ -22,6 +23,9 @@ class RE2;
 }
 
 namespace vakt::bytecode {
+
+struct IssuerKeys;   // fapi_auth.h
+struct AuthPolicy;   // fapi_auth.h
 
 struct BundleData {
   // Stored as string-table entries: Serialize() appends them to the written
@@ -43,6 +47,8 @@ struct BundleData {
   std::vector<TrieEdge> edges;
   std::vector<TrieMethod> methods;
   std::vector<Instr> code;
+  std::vector<IssuerRecord> issuers;
+  std::vector<AuthRecord> auth;
 };
 
 // Writes `data` in the format of format.h, SHA-256 included.
@@ -93,6 +99,12 @@ class Bundle {
   // Child of trie node `node` by literal segment, or kNone. O(segment).
   uint32_t FindEdge(uint32_t node, std::string_view segment) const;
 
+  // The runtime form of auth record i (fapi_auth.h): its issuer's parsed
+  // keys and settings, built once at load.
+  // REQUIRES: i < data().auth.size()
+  const AuthPolicy& auth(uint32_t i) const;
+  const IssuerKeys& issuer(uint32_t i) const;
+
  private:
   Bundle() = default;
   BundleData data_;
@@ -111,6 +123,8 @@ class Bundle {
     size_t operator()(const EdgeKey& k) const;
   };
   std::unordered_map<EdgeKey, uint32_t, EdgeKeyHash> edge_index_;
+  std::vector<std::shared_ptr<const IssuerKeys>> issuers_;
+  std::vector<AuthPolicy> auth_;  // parallel to data_.auth
   std::string digest_hex_;
   size_t size_bytes_ = 0;
 };
@@ -119,8 +133,7 @@ class Bundle {
 // Deterministic; used by `vakt disasm` and the golden tests.
 std::string Disassemble(const BundleData& data);
 
-// SHA-256 helper (OpenSSL EVP).
-std::array<uint8_t, 32> Sha256(std::string_view bytes);
-std::string HexLower(const uint8_t* p, size_t n);
+// Sha256() and HexLower() live in sha256.h (included above) so that code
+// needing only a digest does not depend on the bundle container.
 
 }  // namespace vakt::bytecode

@@ -123,6 +123,7 @@ class Disassembler {
     Rules();
     Regexes();
     Trie();
+    Issuers();
     return std::move(out_);
   }
 
@@ -186,6 +187,7 @@ class Disassembler {
       }
       out_ += "\n";
     }
+    if (route.auth != kNone) Auth(route.auth);
     Program("request", route, route.request_code, route.request_len);
     if (route.response_len != 0)
       Program("response", route, route.response_code, route.response_len);
@@ -289,6 +291,54 @@ class Disassembler {
     std::string line = head + operands;
     while (!line.empty() && line.back() == ' ') line.pop_back();
     out_ += line + "\n";
+  }
+
+  static std::string Algs(uint32_t bits) {
+    static constexpr const char* kNames[] = {"PS256", "ES256", "EdDSA", "RS256"};
+    std::string out;
+    for (uint32_t i = 0; i < 16; ++i) {
+      if (!(bits & (1u << i))) continue;
+      if (!out.empty()) out += " ";
+      out += i < 4 ? kNames[i] : "alg" + Num(i);
+    }
+    return out.empty() ? "-" : out;
+  }
+
+  void Auth(uint32_t i) {
+    out_ += "  fapi2:";
+    if (i >= d_.auth.size()) {
+      out_ += " <bad auth record " + Num(i) + ">\n";
+      return;
+    }
+    const AuthRecord& a = d_.auth[i];
+    static constexpr const char* kSender[] = {"any", "dpop", "mtls", "none"};
+    static constexpr const char* kTls[] = {"fapi", "1.3", "any"};
+    out_ += " issuer i" + Num(a.issuer) + " sender " +
+            (a.sender < 4 ? kSender[a.sender] : "<bad " + Num(a.sender) + ">") + " tls " +
+            (a.tls < 3 ? kTls[a.tls] : "<bad " + Num(a.tls) + ">") + " dpop_window " +
+            Num(a.dpop_window) + "s";
+    if (a.flags & kAuthDpopNonce) out_ += " dpop_nonce";
+    if (StrOk(a.scope) && !d_.strings[a.scope].empty()) out_ += " scope " + Str(a.scope);
+    out_ += "\n";
+  }
+
+  void Issuers() {
+    if (d_.issuers.empty()) return;
+    out_ += "issuers:\n";
+    for (uint32_t i = 0; i < d_.issuers.size(); ++i) {
+      const IssuerRecord& is = d_.issuers[i];
+      out_ += "  i" + Num(i) + " `" + Name(is.name) + "` iss " + Str(is.issuer) + " aud " +
+              Str(is.audience) + " algs " + Algs(is.algs) + " leeway " + Num(is.leeway) + "s";
+      if (is.flags & kIssuerNotFapi) out_ += " NOT-FAPI";
+      if (StrOk(is.jwks)) {
+        auto digest = Sha256(d_.strings[is.jwks]);
+        out_ += " jwks " + Num(d_.strings[is.jwks].size()) + " bytes sha256 " +
+                HexLower(digest.data(), 8);
+      } else {
+        out_ += " jwks <bad string " + Num(is.jwks) + ">";
+      }
+      out_ += "\n";
+    }
   }
 
   void Rules() {

@@ -46,6 +46,10 @@
 //   kTrie      u32 nodes; nodes x TrieNode; u32 edges; edges x TrieEdge;
 //              u32 methods; methods x TrieMethod. Node 0 is the root.
 //   kCode      u32 n; n x Instr (8 bytes each). Routes point into it.
+//   kIssuers   u32 n; n x IssuerRecord: the token issuers the policy trusts,
+//              each with its JWKS text (public keys, parsed when loaded).
+//   kAuth      u32 n; n x AuthRecord: what `use fapi2` demands of a route
+//              (RouteRecord::auth points here).
 #pragma once
 
 #include <cstddef>
@@ -54,8 +58,9 @@
 namespace vakt::bytecode {
 
 inline constexpr char kMagic[8] = {'V', 'A', 'K', 'T', 'B', 'N', 'D', 'L'};
-inline constexpr uint16_t kCurrentVersion = 1;
-inline constexpr uint16_t kOldestSupportedVersion = 1;
+// Version 2 added the issuer and auth sections (FAPI 2.0).
+inline constexpr uint16_t kCurrentVersion = 2;
+inline constexpr uint16_t kOldestSupportedVersion = 2;
 inline constexpr size_t kHeaderSize = 64;
 inline constexpr size_t kDirEntrySize = 12;
 
@@ -79,8 +84,16 @@ enum class SectionId : uint32_t {
   kParams = 8,
   kTrie = 9,
   kCode = 10,
+  kIssuers = 11,
+  kAuth = 12,
 };
-inline constexpr uint32_t kSectionCount = 10;
+inline constexpr uint32_t kSectionCount = 12;
+
+// Hard limits on the FAPI sections.
+inline constexpr uint32_t kMaxIssuers = 64;
+inline constexpr uint32_t kMaxLeewaySeconds = 300;
+inline constexpr uint32_t kMaxDpopWindowSeconds = 300;
+inline constexpr size_t kMaxJwksBytes = 1u << 20;
 
 inline constexpr uint32_t kNone = 0xffffffffu;  // "no index" in u32 fields
 
@@ -93,7 +106,7 @@ struct RuleRecord {
   uint16_t flags;    // 0; reserved
 };
 
-// One route. 40 bytes.
+// One route. 44 bytes.
 struct RouteRecord {
   uint32_t name;           // string: e.g. "records.get_record"
   uint32_t method;         // string: "GET", "POST", ...
@@ -105,7 +118,32 @@ struct RouteRecord {
   uint32_t response_code;  // first instruction of the response program
   uint32_t response_len;   // 0 = no response rules
   uint32_t cost;           // worst-case instructions (request + response)
+  uint32_t auth = kNone;   // index into kAuth (`use fapi2`), or kNone
 };
+
+// A trusted token issuer. 24 bytes.
+struct IssuerRecord {
+  uint32_t name;      // string: declared name, e.g. "healthcare.main"
+  uint32_t issuer;    // string: the exact `iss`
+  uint32_t audience;  // string: must be in `aud`
+  uint32_t jwks;      // string: JWKS JSON, public keys only (<= kMaxJwksBytes)
+  uint32_t leeway;    // seconds of clock skew, <= kMaxLeewaySeconds
+  uint16_t algs;      // allowed token algorithms: bit i = JwsAlg i (jose.h)
+  uint16_t flags;     // kIssuerNotFapi; other bits zero
+};
+inline constexpr uint16_t kIssuerNotFapi = 1;  // the policy left the FAPI profile
+
+// A route's FAPI 2.0 authentication (fapi_auth.h AuthPolicy). 16 bytes.
+struct AuthRecord {
+  uint32_t issuer;       // index into kIssuers
+  uint32_t scope;        // string: required scopes, space-separated ("" none)
+  uint32_t dpop_window;  // seconds a DPoP proof may be old, 1..kMaxDpopWindowSeconds
+  uint8_t sender;        // SenderConstraint (fapi_auth.h), 0..3
+  uint8_t tls;           // TlsRequirement (fapi_auth.h), 0..2
+  uint8_t flags;         // kAuthDpopNonce; other bits zero
+  uint8_t reserved;      // zero
+};
+inline constexpr uint8_t kAuthDpopNonce = 1;
 
 // A path parameter: its name and optional shape. 8 bytes.
 struct ParamRecord {

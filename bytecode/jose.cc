@@ -1,6 +1,7 @@
 // JOSE primitives (jose.h): strict base64url, compact JWS parsing, JWK to
 // EVP_PKEY through OpenSSL 3 OSSL_PARAM_BLD / EVP_PKEY_fromdata, and
-// PS256 / ES256 / EdDSA verification through EVP_DigestVerify.
+// PS256 / ES256 / EdDSA (and, for policies outside FAPI, RS256)
+// verification through EVP_DigestVerify.
 //
 // Why so strict: tokens and keys are attacker input, and every leniency
 // (padding, alternate alphabets, non-canonical bits, duplicate JSON members,
@@ -279,15 +280,22 @@ const char* JwsAlgName(JwsAlg alg) {
       return "ES256";
     case JwsAlg::kEdDSA:
       return "EdDSA";
+    case JwsAlg::kRS256:
+      return "RS256";
   }
   return "?";
 }
 
-Result<JwsAlg> ParseAlg(std::string_view alg) {
+Result<JwsAlg> ParseAlg(std::string_view alg, bool allow_legacy) {
   if (alg == "PS256") return JwsAlg::kPS256;
   if (alg == "ES256") return JwsAlg::kES256;
   if (alg == "EdDSA") return JwsAlg::kEdDSA;
+  if (allow_legacy && alg == "RS256") return JwsAlg::kRS256;
   std::string shown(alg.substr(0, 32));
+  if (allow_legacy) {
+    return Unsupported("jws: algorithm `" + shown +
+                       "` is not allowed (only PS256, ES256, EdDSA and, outside FAPI, RS256)");
+  }
   return Unsupported("jws: algorithm `" + shown +
                      "` is not allowed (FAPI 2.0 allows only PS256, ES256 and EdDSA)");
 }
@@ -318,6 +326,13 @@ PublicKey& PublicKey::operator=(PublicKey&& o) noexcept {
 PublicKey::~PublicKey() { EVP_PKEY_free(pkey_); }
 
 Result<PublicKey> ParseJwk(std::string_view jwk_json, bool allow_private) {
+  JwkOptions options;
+  options.allow_private = allow_private;
+  return ParseJwk(jwk_json, options);
+}
+
+Result<PublicKey> ParseJwk(std::string_view jwk_json, const JwkOptions& options) {
+  const bool allow_private = options.allow_private;
   constexpr size_t kMaxJwk = 16 * 1024;
   if (jwk_json.size() > kMaxJwk) return ResourceExhausted("jwk: larger than 16 KiB");
   simdjson::dom::parser parser;
@@ -341,7 +356,7 @@ Result<PublicKey> ParseJwk(std::string_view jwk_json, bool allow_private) {
     }
   }
   if (has_use && use != "sig") {
-    return InvalidArgument("jwk: `use` is `" + std::string(use.substr(0, 32)) + "`, not `sig`");
+    return Unsupported("jwk: `use` is `" + std::string(use.substr(0, 32)) + "`, not `sig`");
   }
   simdjson::dom::element ops;
   if (obj.at_key("key_ops").get(ops) == simdjson::SUCCESS) {
@@ -352,7 +367,7 @@ Result<PublicKey> ParseJwk(std::string_view jwk_json, bool allow_private) {
       std::string_view s;
       if (op.get(s) == simdjson::SUCCESS && s == "verify") verify = true;
     }
-    if (!verify) return InvalidArgument("jwk: `key_ops` does not allow `verify`");
+    if (!verify) return Unsupported("jwk: `key_ops` does not allow `verify`");
   }
 
   PublicKey key;
@@ -372,9 +387,10 @@ Result<PublicKey> ParseJwk(std::string_view jwk_json, bool allow_private) {
       return InvalidArgument("jwk: RSA public exponent must be odd and at least 3");
     }
     if (!BN_is_odd(bn_n.get())) return InvalidArgument("jwk: RSA modulus is even");
-    if (BN_num_bits(bn_n.get()) < 2048) {
+    const int min_bits = options.legacy ? 1024 : 2048;
+    if (BN_num_bits(bn_n.get()) < min_bits) {
       return Unsupported("jwk: RSA key of " + std::to_string(BN_num_bits(bn_n.get())) +
-                         " bits; at least 2048 required");
+                         " bits; at least " + std::to_string(min_bits) + " required");
     }
     BldPtr bld(OSSL_PARAM_BLD_new());
     if (!bld || !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) ||
@@ -382,7 +398,9 @@ Result<PublicKey> ParseJwk(std::string_view jwk_json, bool allow_private) {
       return Internal("jwk: cannot build RSA parameters");
     }
     if (Status st = FromData("RSA", bld.get(), pkey); !st.ok()) return st;
-    key.alg_ = JwsAlg::kPS256;
+    // Outside FAPI an RSA key that declares RS256 is an RS256 key; any
+    // other RSA key is a PS256 key (the `alg` check below refuses the rest).
+    key.alg_ = options.legacy && has_alg && alg == "RS256" ? JwsAlg::kRS256 : JwsAlg::kPS256;
     key.thumbprint_input_ = "{\"e\":\"" + Base64UrlEncode(e) + "\",\"kty\":\"RSA\",\"n\":\"" +
                             Base64UrlEncode(n) + "\"}";
   } else if (kty == "EC") {
@@ -435,8 +453,8 @@ Result<PublicKey> ParseJwk(std::string_view jwk_json, bool allow_private) {
                        "` not supported (RSA, EC P-256 and OKP Ed25519 only)");
   }
   if (has_alg && alg != JwsAlgName(key.alg_)) {
-    return InvalidArgument("jwk: `alg` is `" + std::string(alg.substr(0, 32)) + "` but a " +
-                           std::string(kty) + " key is used with " + JwsAlgName(key.alg_));
+    return Unsupported("jwk: `alg` is `" + std::string(alg.substr(0, 32)) + "` but a " +
+                       std::string(kty) + " key is used with " + JwsAlgName(key.alg_));
   }
   key.bits_ = EVP_PKEY_get_bits(pkey.get());
   key.pkey_ = pkey.release();
@@ -446,7 +464,8 @@ Result<PublicKey> ParseJwk(std::string_view jwk_json, bool allow_private) {
   return key;
 }
 
-Result<std::vector<PublicKey>> ParseJwks(std::string_view jwks_json) {
+Result<std::vector<PublicKey>> ParseJwks(std::string_view jwks_json, const JwksOptions& options,
+                                         std::vector<std::string>* skipped) {
   constexpr size_t kMaxJwks = 256 * 1024;
   constexpr size_t kMaxKeys = 64;
   if (jwks_json.size() > kMaxJwks) return ResourceExhausted("jwks: larger than 256 KiB");
@@ -458,16 +477,50 @@ Result<std::vector<PublicKey>> ParseJwks(std::string_view jwks_json) {
     return InvalidArgument("jwks: missing array member `keys`");
   }
   std::vector<PublicKey> out;
+  JwkOptions jwk_options;
+  jwk_options.legacy = options.legacy;
   size_t i = 0;
   for (auto k : keys) {
     if (i >= kMaxKeys) return ResourceExhausted("jwks: more than 64 keys");
-    std::string text = simdjson::minify(k);
-    auto key = ParseJwk(text);
-    if (!key.ok()) {
-      return Status(key.status().code(),
-                    "jwks: key " + std::to_string(i) + ": " + key.status().message());
+    simdjson::dom::object key_obj;
+    std::string_view kty, kid;
+    const bool is_object = k.get(key_obj) == simdjson::SUCCESS;
+    const bool has_kid = is_object && key_obj.at_key("kid").get(kid) == simdjson::SUCCESS;
+    // Errors name the key: its index, and its kid when it has one.
+    auto fail = [&](const Status& st) {
+      std::string name = "jwks: key " + std::to_string(i);
+      if (has_kid) name += " (kid `" + std::string(kid.substr(0, 64)) + "`)";
+      return Status(st.code(), name + ": " + st.message());
+    };
+    bool skip = false;
+    if (options.skip_unsupported && is_object) {
+      // Private members fail the set even in a key that would be skipped:
+      // a private key published as a verification key is a leak to report.
+      for (const char* m : {"d", "p", "q", "dp", "dq", "qi", "oth"}) {
+        simdjson::dom::element e;
+        if (key_obj.at_key(m).get(e) == simdjson::SUCCESS) {
+          return fail(InvalidArgument(std::string("jwk: holds private member `") + m + "`"));
+        }
+      }
+      if (key_obj.at_key("kty").get(kty) == simdjson::SUCCESS && kty != "RSA" && kty != "EC" &&
+          kty != "OKP") {
+        skip = true;  // "oct" and unknown types
+      }
     }
-    out.push_back(std::move(key).value());
+    if (!skip) {
+      std::string text = simdjson::minify(k);
+      auto key = ParseJwk(text, jwk_options);
+      if (key.ok()) {
+        out.push_back(std::move(key).value());
+      } else if (options.skip_unsupported && key.status().code() == StatusCode::kUnsupported) {
+        skip = true;
+      } else {
+        return fail(key.status());
+      }
+    }
+    if (skip && skipped != nullptr) {
+      skipped->push_back(has_kid ? std::string(kid.substr(0, 256)) : "#" + std::to_string(i));
+    }
     ++i;
   }
   return out;
@@ -503,7 +556,8 @@ Status VerifyJws(const PublicKey& key, JwsAlg alg, std::string_view signing_inpu
     if (signature.size() != 64) return Unauth("jws: EdDSA signature is not 64 bytes");
     md = nullptr;
   } else if (signature.size() != static_cast<size_t>(EVP_PKEY_get_size(key.pkey()))) {
-    return Unauth("jws: PS256 signature length differs from the modulus length");
+    return Unauth(std::string("jws: ") + JwsAlgName(alg) +
+                  " signature length differs from the modulus length");
   }
   MdCtxPtr ctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;
@@ -516,6 +570,10 @@ Status VerifyJws(const PublicKey& key, JwsAlg alg, std::string_view signing_inpu
                                 EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) != 1)) {
     ERR_clear_error();
     return Unauth("jws: cannot set RSASSA-PSS parameters");
+  }
+  if (alg == JwsAlg::kRS256 && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) {
+    ERR_clear_error();
+    return Unauth("jws: cannot set RSASSA-PKCS1-v1_5 padding");
   }
   int rc = EVP_DigestVerify(ctx.get(), Bytes(sig), sig.size(), Bytes(signing_input),
                             signing_input.size());
@@ -555,7 +613,9 @@ Result<const PublicKey*> SelectKey(const std::vector<PublicKey>& keys, std::stri
 Result<std::string> SignJws(EVP_PKEY* private_key, JwsAlg alg, std::string_view header_json,
                             std::string_view payload_json) {
   if (private_key == nullptr) return InvalidArgument("sign: no key");
-  const char* type = alg == JwsAlg::kPS256 ? "RSA" : alg == JwsAlg::kES256 ? "EC" : "ED25519";
+  const char* type = alg == JwsAlg::kPS256 || alg == JwsAlg::kRS256 ? "RSA"
+                     : alg == JwsAlg::kES256                            ? "EC"
+                                                                        : "ED25519";
   if (EVP_PKEY_is_a(private_key, type) != 1) {
     return InvalidArgument(std::string("sign: key is not of the type ") + JwsAlgName(alg) +
                            " needs");
@@ -573,6 +633,10 @@ Result<std::string> SignJws(EVP_PKEY* private_key, JwsAlg alg, std::string_view 
                                 EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, EVP_sha256()) != 1)) {
     ERR_clear_error();
     return Internal("sign: cannot set RSASSA-PSS parameters");
+  }
+  if (alg == JwsAlg::kRS256 && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) {
+    ERR_clear_error();
+    return Internal("sign: cannot set RSASSA-PKCS1-v1_5 padding");
   }
   size_t len = 0;
   if (EVP_DigestSign(ctx.get(), nullptr, &len, Bytes(input), input.size()) != 1) {

@@ -1,17 +1,7 @@
 // DPoP replay cache; see replay_cache.h.
 #include "bytecode/replay_cache.h"
 
-#include <cstring>
-
-#include "bytecode/bundle.h"
-
 namespace vakt::bytecode {
-
-size_t ReplayCache::KeyHash::operator()(const Key& k) const {
-  size_t h;
-  std::memcpy(&h, k.data(), sizeof h);  // already a cryptographic digest
-  return h;
-}
 
 ReplayCache::ReplayCache(size_t capacity, int64_t window_seconds)
     : capacity_(capacity < kShards ? kShards : capacity),
@@ -28,8 +18,8 @@ void ReplayCache::Expire(Shard& s, int64_t now) {
 }
 
 ReplayCache::Outcome ReplayCache::Use(std::string_view id, int64_t now) {
-  Key key = Sha256(id);
-  Shard& s = shards_[key[31] % kShards];
+  DigestKey key = MakeDigestKey(id);
+  Shard& s = shards_[DigestShard(key)];
   std::lock_guard<std::mutex> lock(s.mu);
   Expire(s, now);
   auto it = s.expiry.find(key);

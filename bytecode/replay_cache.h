@@ -21,6 +21,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bytecode/digest_key.h"
+
 namespace vakt::bytecode {
 
 class ReplayCache {
@@ -43,15 +45,11 @@ class ReplayCache {
   size_t capacity() const { return capacity_; }
 
  private:
-  static constexpr size_t kShards = 16;
-  using Key = std::array<uint8_t, 32>;
-  struct KeyHash {
-    size_t operator()(const Key& k) const;
-  };
+  static constexpr size_t kShards = kDigestShards;
   struct Shard {
     mutable std::mutex mu;
-    std::unordered_map<Key, int64_t, KeyHash> expiry;  // key -> expiry time
-    std::deque<std::pair<int64_t, Key>> order;          // insertion order
+    std::unordered_map<DigestKey, int64_t, DigestKeyHash> expiry;  // key -> expiry time
+    std::deque<std::pair<int64_t, DigestKey>> order;                // insertion order
   };
   void Expire(Shard& s, int64_t now);
 

@@ -1,24 +1,14 @@
 // Verified-token cache; see token_cache.h.
 #include "bytecode/token_cache.h"
 
-#include <cstring>
-
-#include "bytecode/bundle.h"
-
 namespace vakt::bytecode {
-
-size_t TokenCache::KeyHash::operator()(const Key& k) const {
-  size_t h;
-  std::memcpy(&h, k.data(), sizeof h);
-  return h;
-}
 
 TokenCache::TokenCache(size_t capacity)
     : capacity_(capacity < kShards ? kShards : capacity), per_shard_(capacity_ / kShards) {}
 
 std::shared_ptr<const VerifiedToken> TokenCache::Find(std::string_view token, int64_t now,
                                                       const RevocationSet* revoked) {
-  Key key = Sha256(token);
+  DigestKey key = MakeDigestKey(token);
   Shard& s = ShardFor(key);
   std::lock_guard<std::mutex> lock(s.mu);
   auto it = s.entries.find(key);
@@ -34,7 +24,7 @@ std::shared_ptr<const VerifiedToken> TokenCache::Find(std::string_view token, in
 void TokenCache::Insert(std::string_view token, std::shared_ptr<const VerifiedToken> verified,
                         int64_t now) {
   if (!verified || now >= verified->exp) return;
-  Key key = Sha256(token);
+  DigestKey key = MakeDigestKey(token);
   Shard& s = ShardFor(key);
   std::lock_guard<std::mutex> lock(s.mu);
   auto [it, inserted] = s.entries.insert_or_assign(key, std::move(verified));

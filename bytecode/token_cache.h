@@ -19,17 +19,28 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "bytecode/claims.h"
+#include "bytecode/digest_key.h"
 #include "bytecode/revocation.h"
 
 namespace vakt::bytecode {
 
+// What verifying an access token established. Immutable once built; shared
+// between the cache and the decisions that use it.
 struct VerifiedToken {
   std::string claims_json;  // the payload, verified
+  std::shared_ptr<const JsonClaims> claims;  // claims_json parsed (read by `token.*`)
   std::string jti;
   std::string sub;
   std::string client_id;
+  std::string cnf_jkt;       // cnf.jkt ("" if the token is not DPoP-bound)
+  std::string cnf_x5t;       // cnf["x5t#S256"] ("" if not certificate-bound)
   int64_t iat = 0;
   int64_t exp = 0;  // unix seconds; the entry is dropped at exp
+  // Identity of the issuer configuration that verified it (IssuerKeys::
+  // config_digest): a cached token is only reused under the same issuer,
+  // audience, keys and settings.
+  std::array<uint8_t, 32> verifier{};
 };
 
 class TokenCache {
@@ -51,17 +62,13 @@ class TokenCache {
   size_t capacity() const { return capacity_; }
 
  private:
-  static constexpr size_t kShards = 16;
-  using Key = std::array<uint8_t, 32>;
-  struct KeyHash {
-    size_t operator()(const Key& k) const;
-  };
+  static constexpr size_t kShards = kDigestShards;
   struct Shard {
     mutable std::mutex mu;
-    std::unordered_map<Key, std::shared_ptr<const VerifiedToken>, KeyHash> entries;
-    std::deque<Key> order;  // insertion order, for eviction
+    std::unordered_map<DigestKey, std::shared_ptr<const VerifiedToken>, DigestKeyHash> entries;
+    std::deque<DigestKey> order;  // insertion order, for eviction
   };
-  Shard& ShardFor(const Key& k) { return shards_[k[31] % kShards]; }
+  Shard& ShardFor(const DigestKey& k) { return shards_[DigestShard(k)]; }
 
   size_t capacity_;
   size_t per_shard_;

@@ -64,12 +64,18 @@ constexpr uint8_t kBuiltinArity[kBuiltinCount] = {2, 2, 2, 1, 1, 1, 2, 1};
 
 enum class ProgramKind { kRequest, kResponse };
 
+// Algorithm bits of IssuerRecord::algs (jose.h JwsAlg order: PS256, ES256,
+// EdDSA, then RS256, allowed only outside FAPI).
+constexpr uint16_t kFapiAlgBits = 0x7;
+constexpr uint16_t kKnownAlgBits = 0xf;
+
 class Verifier {
  public:
   explicit Verifier(const BundleData& d) : d_(d) {}
 
   Status Run() {
     VAKT_BC_RETURN_IF_ERROR(CheckTables());
+    VAKT_BC_RETURN_IF_ERROR(CheckAuthTables());
     for (uint32_t r = 0; r < d_.routes.size(); ++r) VAKT_BC_RETURN_IF_ERROR(CheckRoute(r));
     VAKT_BC_RETURN_IF_ERROR(CheckProgramsDisjoint());
     for (uint32_t r = 0; r < d_.routes.size(); ++r) {
@@ -94,6 +100,66 @@ class Verifier {
     std::string out = "route " + Num(r);
     if (StrOk(route.name)) out += " (`" + Show(d_.strings[route.name]) + "`)";
     return out;
+  }
+
+  // ---- FAPI tables: issuers and route auth records ----
+
+  Status CheckAuthTables() const {
+    if (d_.issuers.size() > kMaxIssuers) {
+      return Corruption(Num(d_.issuers.size()) + " issuers, the limit is " + Num(kMaxIssuers));
+    }
+    for (size_t i = 0; i < d_.issuers.size(); ++i) {
+      const IssuerRecord& is = d_.issuers[i];
+      std::string where = "issuer " + Num(i);
+      for (auto [field, what] : {std::pair{is.name, "name"}, std::pair{is.issuer, "iss"},
+                                 std::pair{is.audience, "audience"}, std::pair{is.jwks, "jwks"}}) {
+        if (!StrOk(field)) return Corruption(where + ": " + what + " " + StrRange(field));
+      }
+      if (d_.strings[is.issuer].empty() || d_.strings[is.audience].empty()) {
+        return Corruption(where + ": empty iss or audience");
+      }
+      if (d_.strings[is.jwks].size() > kMaxJwksBytes) {
+        return Corruption(where + ": JWKS over " + Num(kMaxJwksBytes) + " bytes");
+      }
+      if (is.leeway > kMaxLeewaySeconds) {
+        return Corruption(where + ": leeway " + Num(is.leeway) + "s over " +
+                          Num(kMaxLeewaySeconds) + "s");
+      }
+      if (is.algs == 0 || (is.algs & ~uint16_t{kKnownAlgBits}) != 0) {
+        return Corruption(where + ": algorithm set " + Num(is.algs) + " is empty or unknown");
+      }
+      if ((is.flags & ~kIssuerNotFapi) != 0) {
+        return Corruption(where + ": unknown flags " + Num(is.flags));
+      }
+      // Outside FAPI only, RS256 (bit 3) may be allowed.
+      if (!(is.flags & kIssuerNotFapi) && (is.algs & ~uint16_t{kFapiAlgBits}) != 0) {
+        return Corruption(where + ": a FAPI issuer allows an algorithm outside PS256/ES256/EdDSA");
+      }
+    }
+    for (size_t i = 0; i < d_.auth.size(); ++i) {
+      const AuthRecord& a = d_.auth[i];
+      std::string where = "auth record " + Num(i);
+      if (a.issuer >= d_.issuers.size()) {
+        return Corruption(where + ": issuer " + Num(a.issuer) + " out of range (" +
+                          Num(d_.issuers.size()) + " issuers)");
+      }
+      if (!StrOk(a.scope)) return Corruption(where + ": scope " + StrRange(a.scope));
+      if (a.dpop_window < 1 || a.dpop_window > kMaxDpopWindowSeconds) {
+        return Corruption(where + ": DPoP window " + Num(a.dpop_window) + "s outside 1.." +
+                          Num(kMaxDpopWindowSeconds));
+      }
+      if (a.sender > 3 || a.tls > 2 || (a.flags & ~kAuthDpopNonce) != 0 || a.reserved != 0) {
+        return Corruption(where + ": sender, tls, flags or reserved out of range");
+      }
+    }
+    for (uint32_t r = 0; r < d_.routes.size(); ++r) {
+      uint32_t a = d_.routes[r].auth;
+      if (a != kNone && a >= d_.auth.size()) {
+        return Corruption(RouteName(r) + ": auth record " + Num(a) + " out of range (" +
+                          Num(d_.auth.size()) + " records)");
+      }
+    }
+    return Status::Ok();
   }
 
   // ---- Tables ----

@@ -26,6 +26,8 @@
 // evaluator in compiler/interp.cc).
 #include "bytecode/vm.h"
 
+#include <openssl/rand.h>
+
 #include <re2/re2.h>
 
 #include <algorithm>
@@ -35,6 +37,9 @@
 #include <memory>
 #include <span>
 #include <string>
+
+#include "bytecode/fapi_auth.h"
+#include "bytecode/fapi_http.h"
 
 namespace vakt::bytecode {
 namespace {
@@ -248,6 +253,17 @@ struct EvalScratch::Impl {
   char detail[kDetailBytes];
   char desc[kDescBytes];
   char auth[kAuthBytes];
+  // FAPI phase (fapi_auth.h): challenges and nonce of the last deny (their
+  // capacity is kept), the scheme the request used, the verified token and
+  // the x-fapi-interaction-id.
+  std::string challenges[2];
+  std::string dpop_nonce;
+  AuthScheme scheme = AuthScheme::kNone;
+  std::string algs;  // DPoP challenge algs of the matched route
+  std::shared_ptr<const VerifiedToken> token;
+  char interaction[64];
+  size_t interaction_len = 0;
+  uint64_t rng = 0;  // interaction-id generator state (not a secret)
   // The client-certificate thumbprint of the last PEM seen (cached: a
   // connection presents the same certificate on every request).
   std::string thumb_pem;
@@ -274,6 +290,10 @@ struct EvalScratch::Impl {
     bytes_used = 0;
     values_used = 0;
     param_count = 0;
+    scheme = AuthScheme::kNone;
+    algs.clear();
+    token.reset();
+    interaction_len = 0;
     ++generation;
   }
   char* AllocBytes(size_t n) {
@@ -306,12 +326,15 @@ void AddAuthHeader(Decision& d, EvalScratch::Impl& s) {
     return;
   }
   Writer w(s.auth, kAuthBytes);
-  w.Add("Bearer");
+  // A request that authenticated with DPoP is answered in the DPoP scheme.
+  const bool dpop = s.scheme == AuthScheme::kDPoP;
+  w.Add(dpop ? "DPoP" : "Bearer");
   if (bearer_error) {
     // Reserve room for the fixed text after each quoted part.
     w.Add(" error=\"").AddQuoted(d.error, 64).Add("\", error_description=\"");
-    w.AddQuoted(d.description, 1).Add("\"");
+    w.AddQuoted(d.description, dpop ? 64 : 1).Add("\"");
   }
+  if (dpop && !s.algs.empty()) w.Add(bearer_error ? ", algs=\"" : " algs=\"").Add(s.algs).Add("\"");
   d.headers[d.header_count++] = {"WWW-Authenticate", w.view()};
 }
 
@@ -1477,17 +1500,183 @@ bool Prepare(const Bundle& bundle, const HttpRequest& req, EvalScratch::Impl& s,
   return true;
 }
 
-}  // namespace
+// ---- FAPI phase ----
 
-Decision DecideRequest(const Bundle& bundle, const HttpRequest& req, const ClaimsProvider* claims,
-                       EvalScratch& scratch) {
-  EvalScratch::Impl& s = scratch.impl();
+// x-fapi-interaction-id: the client's (when it is a sane token of at most
+// 64 bytes) or a fresh UUID v4. Not a secret, so a per-scratch splitmix64
+// seeded once from the OS suffices and costs no system call per request.
+void SetInteractionId(const NormalizedRequest& norm, EvalScratch::Impl& s) {
+  for (const auto& [name, value] : norm.headers) {
+    if (name != "x-fapi-interaction-id") continue;
+    bool ok = !value.empty() && value.size() <= sizeof(s.interaction);
+    for (char c : value) {
+      ok &= (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+            c == '-' || c == '_' || c == '.';
+    }
+    if (ok) {
+      std::memcpy(s.interaction, value.data(), value.size());
+      s.interaction_len = value.size();
+      return;
+    }
+    break;  // malformed or repeated: answer with a fresh id
+  }
+  if (s.rng == 0) {
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&s.rng), sizeof(s.rng)) != 1 || s.rng == 0) {
+      s.rng = 0x9e3779b97f4a7c15ull ^ reinterpret_cast<uintptr_t>(&s);
+    }
+  }
+  uint8_t b[16];
+  for (int half = 0; half < 2; ++half) {
+    uint64_t z = (s.rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    std::memcpy(b + 8 * half, &z, 8);
+  }
+  b[6] = static_cast<uint8_t>((b[6] & 0x0f) | 0x40);
+  b[8] = static_cast<uint8_t>((b[8] & 0x3f) | 0x80);
+  static constexpr char kHex[] = "0123456789abcdef";
+  size_t n = 0;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s.interaction[n++] = '-';
+    s.interaction[n++] = kHex[b[i] >> 4];
+    s.interaction[n++] = kHex[b[i] & 15];
+  }
+  s.interaction_len = n;
+}
+
+void AddInteractionHeader(Decision& d, const EvalScratch::Impl& s) {
+  if (s.interaction_len == 0 || d.header_count >= d.headers.size()) return;
+  d.headers[d.header_count++] = {"x-fapi-interaction-id",
+                                 std::string_view(s.interaction, s.interaction_len)};
+}
+
+// A deny from the FAPI phase; its strings are copied into the scratch.
+Decision AuthDeny(AuthOutcome& o, const Bundle& bundle, const RouteRecord& route,
+                  EvalScratch::Impl& s) {
+  Decision d;
+  d.status = o.status;
+  d.error = o.error;
+  Writer w(s.desc, kDescBytes);
+  w.Add(o.description);
+  d.description = w.view();
+  d.rule = o.rule;
+  d.route = bundle.str(route.name);
+  for (uint8_t i = 0; i < o.challenge_count && i < 2; ++i) {
+    s.challenges[i].swap(o.challenges[i]);
+    d.headers[d.header_count++] = {"WWW-Authenticate", s.challenges[i]};
+  }
+  if (!o.dpop_nonce.empty()) {
+    s.dpop_nonce.swap(o.dpop_nonce);
+    d.headers[d.header_count++] = {"DPoP-Nonce", s.dpop_nonce};
+  }
+  return d;
+}
+
+std::string AlgsOf(uint32_t set) {
+  std::string out;
+  for (JwsAlg a : {JwsAlg::kES256, JwsAlg::kPS256, JwsAlg::kEdDSA}) {
+    if (!(set & AlgBit(a))) continue;
+    if (!out.empty()) out += ' ';
+    out += JwsAlgName(a);
+  }
+  return out;
+}
+
+// Runs the fapi2 checks of `route` (which has an auth record). With `env`
+// the request's own token is authenticated; without, `injected` claims
+// (tests, `vakt eval`) stand for a verified token: transport, token
+// placement and scopes are still checked. Returns false with *deny set, or
+// true with *claims pointing at the claims to decide with.
+bool AuthPhase(const Bundle& bundle, const HttpRequest& req, const RouteRecord& route,
+               const AuthEnv* env, const ClaimsProvider* injected, EvalScratch::Impl& s,
+               Decision* deny, const ClaimsProvider** claims) {
+  const AuthPolicy& policy = bundle.auth(route.auth);
+  SetInteractionId(s.norm, s);
+  if (policy.sender != SenderConstraint::kMtls) {
+    s.algs = AlgsOf(policy.issuer->algs & (AlgBit(JwsAlg::kES256) | AlgBit(JwsAlg::kPS256) |
+                                           AlgBit(JwsAlg::kEdDSA)));
+  }
+  auto fail = [&](AuthOutcome& o) {
+    *deny = AuthDeny(o, bundle, route, s);
+    AddInteractionHeader(*deny, s);
+    return false;
+  };
+  auto authz = ReadAuthorization(req.headers);
+  s.scheme = authz.ok() ? authz->scheme : AuthScheme::kNone;
+  if (env != nullptr) {
+    AuthOutcome o = Authenticate(policy, req, *env);
+    if (!o.ok) return fail(o);
+    s.token = std::move(o.token);
+    *claims = s.token ? s.token->claims.get() : nullptr;
+    if (*claims == nullptr) {
+      AuthOutcome broken;
+      broken.status = 401;
+      broken.error = "invalid_token";
+      broken.description = "the token's claims are unavailable";
+      broken.rule = kRuleToken;
+      return fail(broken);
+    }
+    return true;
+  }
+  if (AuthOutcome t = CheckTransport(policy.tls, req.tls); !t.ok) return fail(t);
+  for (const auto& [name, value] : s.norm.query) {
+    if (name != "access_token") continue;
+    AuthOutcome o;
+    o.status = 400;
+    o.error = "invalid_request";
+    o.description = "access tokens are not accepted in the query string";
+    o.rule = kRuleRequest;
+    o.challenges[o.challenge_count++] =
+        Challenge(AuthScheme::kBearer, o.error, o.description);
+    return fail(o);
+  }
+  if (injected == nullptr) {
+    AuthOutcome o;
+    o.status = 401;
+    o.description = "no access token";
+    o.rule = kRuleToken;
+    if (policy.sender != SenderConstraint::kMtls) {
+      o.challenges[o.challenge_count++] = Challenge(AuthScheme::kDPoP, "", "", "", s.algs);
+    }
+    if (policy.sender != SenderConstraint::kDPoP) {
+      o.challenges[o.challenge_count++] = Challenge(AuthScheme::kBearer, "", "");
+    }
+    return fail(o);
+  }
+  if (AuthOutcome sc = CheckScope(policy.scope, injected, policy.sender); !sc.ok) return fail(sc);
+  *claims = injected;
+  return true;
+}
+
+Decision RunRequest(const Bundle& bundle, const HttpRequest& req, const AuthEnv* env,
+                    const ClaimsProvider* claims, EvalScratch::Impl& s) {
   Decision deny;
   uint32_t r = kNone;
   if (!Prepare(bundle, req, s, &deny, &r)) return deny;
   const RouteRecord& route = bundle.data().routes[r];
+  if (route.auth != kNone) {
+    if (!AuthPhase(bundle, req, route, env, claims, s, &deny, &claims)) return deny;
+  }
   Machine m(bundle, s, req, claims, nullptr, route);
-  return m.Run(route.request_code, route.request_len);
+  Decision d = m.Run(route.request_code, route.request_len);
+  if (route.auth != kNone) AddInteractionHeader(d, s);
+  return d;
+}
+
+}  // namespace
+
+Decision DecideRequest(const Bundle& bundle, const HttpRequest& req, const ClaimsProvider* claims,
+                       EvalScratch& scratch) {
+  return RunRequest(bundle, req, nullptr, claims, scratch.impl());
+}
+
+Decision Decide(const Bundle& bundle, const HttpRequest& req, const AuthEnv& env,
+                EvalScratch& scratch, std::shared_ptr<const VerifiedToken>* token) {
+  EvalScratch::Impl& s = scratch.impl();
+  Decision d = RunRequest(bundle, req, &env, nullptr, s);
+  if (token != nullptr) *token = s.token;
+  return d;
 }
 
 Decision DecideResponse(const Bundle& bundle, const HttpRequest& req, const ClaimsProvider* claims,

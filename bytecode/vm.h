@@ -30,6 +30,7 @@
 
 #include "bytecode/bundle.h"
 #include "bytecode/claims.h"
+#include "bytecode/fapi_auth.h"
 #include "bytecode/request.h"
 
 namespace vakt::bytecode {
@@ -46,7 +47,8 @@ struct Decision {
   std::string_view description;  // human-readable
   std::string_view rule;         // deciding rule id ("" on allow with no rules)
   std::string_view route;        // matched route name ("" if none)
-  std::array<DecisionHeader, 4> headers{};  // e.g. WWW-Authenticate on 401
+  // WWW-Authenticate (up to two challenges), DPoP-Nonce, x-fapi-interaction-id.
+  std::array<DecisionHeader, 4> headers{};
   uint8_t header_count = 0;
 };
 
@@ -71,9 +73,22 @@ class EvalScratch {
   std::unique_ptr<Impl> impl_;
 };
 
-// Decides `req`. `claims` may be null (no token: every claim is absent).
+// Decides `req` with `claims` standing for an already verified token (tests,
+// `vakt eval`). `claims` may be null (no token: every claim is absent). On a
+// route that uses `fapi2`, transport, token placement and scopes are still
+// checked, and null claims deny with 401 and the route's challenges.
 Decision DecideRequest(const Bundle& bundle, const HttpRequest& req,
                        const ClaimsProvider* claims, EvalScratch& scratch);
+
+// Decides `req` as an agent does: on a route that uses `fapi2`, the
+// request's own access token and DPoP proof or client certificate are
+// authenticated (fapi_auth.h) with `env`'s caches, and `token.*` reads the
+// verified claims. Routes without `fapi2` see no claims. *token (if given)
+// receives the verified token when authentication succeeded (null
+// otherwise), to decide the response with (DecideResponse(...,
+// token->claims.get(), ...)).
+Decision Decide(const Bundle& bundle, const HttpRequest& req, const AuthEnv& env,
+                EvalScratch& scratch, std::shared_ptr<const VerifiedToken>* token = nullptr);
 
 // Decides a response to `req`: routes again, runs the response program.
 // A route without response rules allows.

@@ -5,6 +5,8 @@
 #include "compiler/codegen.h"
 
 #include <algorithm>
+#include <map>
+#include <tuple>
 
 #include "bytecode/format.h"
 #include "compiler/routes.h"
@@ -168,10 +170,25 @@ bool Generate(const IrProgram& prog, const CodegenOptions& opts, bytecode::Bundl
   data.rules.clear();
   data.routes.assign(prog.routes.size(), bytecode::RouteRecord{});
   data.code.clear();
+  data.issuers.clear();
+  data.auth.clear();
   data.compiler_version = kCompilerVersion;
   t.Str(data.name);
   t.Str(data.compiler_version);
   bool ok = BuildRouteTable(prog, t, data, diags);
+  for (const IrIssuer& is : prog.issuers) {
+    bytecode::IssuerRecord rec{};
+    rec.name = t.Str(is.name);
+    rec.issuer = t.Str(is.url);
+    rec.audience = t.Str(is.audience);
+    rec.jwks = t.Str(is.jwks);
+    rec.leeway = static_cast<uint32_t>(is.leeway);
+    rec.algs = static_cast<uint16_t>(is.algs);
+    rec.flags = is.fapi ? 0 : bytecode::kIssuerNotFapi;
+    data.issuers.push_back(rec);
+  }
+  // Routes with identical fapi2 settings share one auth record.
+  std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint8_t, uint8_t, uint8_t>, uint32_t> auth_ids;
   Emitter em(t, data);
   uint32_t max_cost = 0;
   for (size_t ri = 0; ri < prog.routes.size(); ++ri) {
@@ -180,6 +197,22 @@ bool Generate(const IrProgram& prog, const CodegenOptions& opts, bytecode::Bundl
     rec.name = t.Str(r.name);
     rec.method = t.Str(r.method);
     rec.path_template = t.Str(r.path_template);
+    rec.auth = bytecode::kNone;
+    if (r.auth) {
+      std::string scope;
+      for (const auto& sc : r.auth->scopes) scope += (scope.empty() ? "" : " ") + sc;
+      bytecode::AuthRecord a{};
+      a.issuer = r.auth->issuer;
+      a.scope = t.Str(scope);
+      a.dpop_window = static_cast<uint32_t>(r.auth->dpop_window);
+      a.sender = r.auth->sender;
+      a.tls = r.auth->tls;
+      a.flags = r.auth->dpop_nonce ? bytecode::kAuthDpopNonce : 0;
+      auto key = std::make_tuple(a.issuer, a.scope, a.dpop_window, a.sender, a.tls, a.flags);
+      auto [it, inserted] = auth_ids.emplace(key, static_cast<uint32_t>(data.auth.size()));
+      if (inserted) data.auth.push_back(a);
+      rec.auth = it->second;
+    }
     auto emit = [&](const std::vector<IrRule>& rules, uint32_t* start, uint32_t* len) {
       std::vector<uint32_t> ids;
       for (const auto& rule : rules) ids.push_back(AddRule(rule, t, data));

@@ -133,7 +133,13 @@ std::unique_ptr<Compilation> Compile(const SourceSet& sources, const CompileOpti
     if (name.empty()) name = "policy";
   }
   if (!diags.HasErrors()) {
-    c->ir = Lower(asts, name, diags);
+    AssetReader recording = [&](const dsl::SourceFile& from,
+                                const std::string& path) -> Result<std::string> {
+      auto r = opts.read_asset ? opts.read_asset(from, path) : ReadAssetFromDisk(from, path);
+      if (r.ok()) c->assets.emplace_back(path, *r);
+      return r;
+    };
+    c->ir = Lower(asts, name, diags, recording);
   }
   if (!diags.HasErrors()) {
     c->data.name = name;
@@ -151,6 +157,15 @@ std::unique_ptr<Compilation> Compile(const SourceSet& sources, const CompileOpti
       all.push_back('\0');
       all += sources.files[i]->text;
     }
+    for (const auto& [path, text] : c->assets) {
+      all += "asset";
+      all.push_back('\0');
+      all += path;
+      all.push_back('\0');
+      all += std::to_string(text.size());
+      all.push_back('\0');
+      all += text;
+    }
     c->data.source_digest = bytecode::Sha256(all);
     if (Generate(c->ir, opts.codegen, c->data, diags) && !diags.HasErrors()) {
       c->bytes = bytecode::Serialize(c->data);
@@ -158,6 +173,26 @@ std::unique_ptr<Compilation> Compile(const SourceSet& sources, const CompileOpti
   }
   diags.Sort();
   return c;
+}
+
+Result<std::string> ReadAssetFromDisk(const dsl::SourceFile& from,
+                                                const std::string& path) {
+  if (path.empty()) return InvalidArgument("empty file name");
+  fs::path p(path);
+  if (p.is_relative()) p = fs::path(from.path).parent_path() / p;
+  std::error_code ec;
+  if (!fs::is_regular_file(p, ec)) {
+    return NotFound("`" + p.generic_string() + "` is not a readable file");
+  }
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return NotFound("cannot open `" + p.generic_string() + "`");
+  std::string text(kMaxAssetBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxAssetBytes) {
+    return ResourceExhausted("`" + p.generic_string() + "` is over 1 MiB");
+  }
+  return text;
 }
 
 }  // namespace vakt::compiler

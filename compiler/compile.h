@@ -10,6 +10,7 @@
 #include "bytecode/bundle.h"
 #include "compiler/codegen.h"
 #include "compiler/ir.h"
+#include "compiler/lower.h"
 #include "dsl/ast.h"
 #include "dsl/source.h"
 
@@ -35,13 +36,24 @@ inline constexpr size_t kMaxParseThreads = 8;
 struct CompileOptions {
   std::string name;  // bundle name; "" = the package name of the first api
   CodegenOptions codegen;
+  // Reads files the policy names (an issuer's `jwks`). Empty: the disk,
+  // relative to the directory of the naming .vakt file.
+  AssetReader read_asset;
 };
+
+// The default AssetReader: `path` relative to the directory of `from`
+// (absolute paths as they are), at most kMaxAssetBytes.
+Result<std::string> ReadAssetFromDisk(const dsl::SourceFile& from,
+                                                const std::string& path);
 
 struct Compilation {
   std::vector<std::unique_ptr<dsl::ast::File>> files;  // parsed, in SourceSet order
   IrProgram ir;
   bytecode::BundleData data;
   std::string bytes;  // the serialized bundle; empty when there were errors
+  // Files the policy read (path as written, contents), in reading order;
+  // part of the source digest.
+  std::vector<std::pair<std::string, std::string>> assets;
 };
 
 // Compiles `sources`. Diagnostics are sorted; on any error `bytes` is empty.

@@ -10,11 +10,15 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <set>
+
+#include "bytecode/fapi_auth.h"
 
 namespace vakt::compiler {
 namespace {
 
 using bytecode::Op;
+
 using json = nlohmann::json;
 
 struct EvalError {
@@ -503,6 +507,56 @@ RefDecision Deny(int status, std::string error, std::string rule, std::string ro
   return d;
 }
 
+// The fapi2 checks that do not need the token itself (the claims stand for
+// a verified token): transport, token placement, presence, scopes. An
+// independent rendering of fapi_auth.cc's CheckTransport/CheckScope.
+std::optional<RefDecision> RefAuth(const IrRoute& route, const IrAuth& auth,
+                                   const bytecode::HttpRequest& req,
+                                   const bytecode::NormalizedRequest& norm, const json* claims) {
+  static const std::set<std::string> kBcp195 = {
+      "ECDHE-ECDSA-AES128-GCM-SHA256",           "ECDHE-ECDSA-AES256-GCM-SHA384",
+      "ECDHE-RSA-AES128-GCM-SHA256",             "ECDHE-RSA-AES256-GCM-SHA384",
+      "ECDHE-ECDSA-CHACHA20-POLY1305",           "ECDHE-RSA-CHACHA20-POLY1305",
+      "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+      "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",   "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+      "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+      "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"};
+  const std::string version(req.tls.version);
+  const std::string cipher(req.tls.cipher);
+  bool tls_ok = true;
+  switch (static_cast<bytecode::TlsRequirement>(auth.tls)) {
+    case bytecode::TlsRequirement::kFapi:
+      tls_ok = version == "TLSv1.3" || (version == "TLSv1.2" && kBcp195.count(cipher));
+      break;
+    case bytecode::TlsRequirement::kTls13:
+      tls_ok = version == "TLSv1.3";
+      break;
+    case bytecode::TlsRequirement::kAny:
+      break;
+  }
+  if (!tls_ok) return Deny(403, "insecure_transport", "fapi2.transport", route.name);
+  for (const auto& [name, value] : norm.query) {
+    if (name == "access_token") return Deny(400, "invalid_request", "fapi2.request", route.name);
+  }
+  if (claims == nullptr) return Deny(401, "", "fapi2.token", route.name);
+  if (auth.scopes.empty()) return std::nullopt;
+  std::set<std::string> granted;
+  if (claims->is_object() && claims->contains("scope") && (*claims)["scope"].is_string()) {
+    std::string text = (*claims)["scope"].get<std::string>();
+    size_t pos = 0;
+    while (pos <= text.size()) {
+      size_t end = text.find(' ', pos);
+      if (end == std::string::npos) end = text.size();
+      if (end > pos) granted.insert(text.substr(pos, end - pos));
+      pos = end + 1;
+    }
+  }
+  for (const auto& want : auth.scopes) {
+    if (!granted.count(want)) return Deny(403, "insufficient_scope", "fapi2.scope", route.name);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 RefDecision RefEvaluate(const IrProgram& prog, const bytecode::HttpRequest& req,
@@ -570,6 +624,9 @@ RefDecision RefEvaluate(const IrProgram& prog, const bytecode::HttpRequest& req,
   std::vector<std::string> params;
   for (size_t i = 0; i < route->segments.size(); ++i) {
     if (route->segments[i].is_param) params.emplace_back(norm.segments[i]);
+  }
+  if (route->auth && resp == nullptr) {
+    if (auto d = RefAuth(*route, *route->auth, req, norm, claims)) return *d;
   }
   Interp in(*route, req, norm, params, claims, resp);
   auto run = [&](const std::vector<IrRule>& rules) -> std::optional<RefDecision> {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,29 @@ struct IrSegment {
   std::string shape_name;
 };
 
+// A declared token issuer (`issuer NAME { ... }`), keys read at build time.
+struct IrIssuer {
+  std::string name;      // "healthcare.main"
+  std::string url;       // exact `iss`
+  std::string audience;  // must be in `aud`
+  std::string jwks;      // the JWKS text, public keys only (validated)
+  uint32_t algs = 0;     // bytecode::AlgBit set
+  int64_t leeway = 10;   // seconds
+  bool fapi = true;      // false: `loosen fapi = false`
+  dsl::Location loc;
+};
+
+// What `use fapi2 { ... }` demands of a route (format.h AuthRecord).
+struct IrAuth {
+  uint32_t issuer = 0;  // index into IrProgram::issuers
+  uint8_t sender = 0;   // bytecode::SenderConstraint
+  uint8_t tls = 0;      // bytecode::TlsRequirement
+  bool dpop_nonce = false;
+  int64_t dpop_window = 60;
+  std::vector<std::string> scopes;  // required, in order of first mention
+  std::vector<std::string> loosened;  // what was loosened, for `vakt check`
+};
+
 struct IrRoute {
   std::string name;           // "records.get_record"
   std::string method;         // "GET"
@@ -103,11 +127,13 @@ struct IrRoute {
   std::vector<std::string> param_names;
   std::vector<IrRule> request_rules;
   std::vector<IrRule> response_rules;
+  std::optional<IrAuth> auth;  // set by `use fapi2`
   dsl::Location loc;
 };
 
 struct IrProgram {
   std::string name;
+  std::vector<IrIssuer> issuers;
   std::vector<IrRoute> routes;
 };
 

@@ -15,6 +15,8 @@
 #include <set>
 #include <unordered_map>
 
+#include "bytecode/fapi_auth.h"
+#include "bytecode/jose.h"
 #include "bytecode/request.h"
 #include "dsl/parser.h"
 
@@ -90,6 +92,7 @@ struct Package {
   std::map<std::string, std::pair<const ast::Function*, FileCtx*>> functions;
   std::map<std::string, std::pair<const ast::Shape*, FileCtx*>> shapes;
   std::map<std::string, std::pair<const ast::Profile*, FileCtx*>> profiles;
+  std::map<std::string, uint32_t> issuers;  // name -> IrProgram::issuers index
   std::map<std::string, Location> defined;  // every top-level name, for duplicates
 };
 
@@ -113,7 +116,8 @@ struct Env {
 
 class Lowerer {
  public:
-  Lowerer(Diagnostics& diags) : diags_(diags) {}
+  Lowerer(Diagnostics& diags, const AssetReader& read_asset)
+      : diags_(diags), read_asset_(read_asset) {}
 
   IrProgram Run(const std::vector<const ast::File*>& files, const std::string& name);
 
@@ -125,8 +129,19 @@ class Lowerer {
     diags_.Error(loc, std::move(msg));
   }
 
+  void Warning(const Location& loc, std::string msg) {
+    auto key = std::make_tuple(loc.file, loc.line, loc.column, "warning: " + msg);
+    if (!reported_.insert(key).second) return;
+    diags_.Warning(loc, std::move(msg));
+  }
+
   void Declare(Package& pkg, const std::string& name, const Location& loc);
   void CollectClaims(const ast::File& f);
+
+  // FAPI 2.0: issuers and the built-in `fapi2` profile.
+  void LowerIssuer(const ast::Issuer& is, FileCtx* file, IrProgram& prog);
+  void ApplyFapi2(const ast::Stmt& s, FileCtx* file, IrRoute& route);
+  bool ResolveIssuer(const ast::Expr& e, FileCtx* file, uint32_t* index);
 
   // Expressions.
   std::unique_ptr<IrExpr> LowerExpr(const ast::Expr& e, Env& env);
@@ -169,6 +184,8 @@ class Lowerer {
                                   const Location& loc);
 
   Diagnostics& diags_;
+  const AssetReader& read_asset_;
+  IrProgram* prog_ = nullptr;
   std::set<std::tuple<const dsl::SourceFile*, uint32_t, uint32_t, std::string>> reported_;
   std::map<std::string, std::unique_ptr<Package>> packages_;
   std::vector<std::unique_ptr<FileCtx>> file_ctxs_;
@@ -710,6 +727,43 @@ std::unique_ptr<IrExpr> Lowerer::LowerCall(const ast::Expr& e, Env& env) {
     }
     return Bad(e.loc);
   }
+  if (name == "has_scope") {
+    // has_scope("a") == "a" in split(token.scope, " "): `scope` is a
+    // space-separated list (RFC 6749 3.3); a missing claim is an error,
+    // so the rule denies.
+    if (!arity(1)) return Bad(e.loc);
+    auto wanted = Expect(LowerExpr(*arg_ast[0], env), Type::Of(ValueType::kString),
+                         "the argument of `has_scope`");
+    ast::Expr call;
+    call.kind = ast::ExprKind::kCall;
+    call.loc = e.loc;
+    auto mk = [&](ast::ExprKind k) {
+      auto x = std::make_unique<ast::Expr>();
+      x->kind = k;
+      x->loc = e.loc;
+      return x;
+    };
+    auto callee_split = mk(ast::ExprKind::kName);
+    callee_split->text = "split";
+    auto token = mk(ast::ExprKind::kName);
+    token->text = "token";
+    auto member = mk(ast::ExprKind::kMember);
+    member->text = "scope";
+    member->children.push_back(std::move(token));
+    auto sep = mk(ast::ExprKind::kString);
+    sep->text = " ";
+    call.children.push_back(std::move(callee_split));
+    call.children.push_back(std::move(member));
+    call.children.push_back(std::move(sep));
+    Env plain = env;
+    plain.locals = nullptr;  // `token` and `split` are the built-ins here
+    auto list = LowerExpr(call, plain);
+    auto r = Make(IrKind::kBinary, Type::Of(ValueType::kBool), e.loc);
+    r->op = bytecode::Op::kIn;
+    r->children.push_back(std::move(wanted));
+    r->children.push_back(std::move(list));
+    return r;
+  }
   if (name == "string" || name == "int" || name == "bool" || name == "timestamp" ||
       name == "duration") {
     if (!arity(1)) return Bad(e.loc);
@@ -1020,6 +1074,367 @@ std::unique_ptr<IrExpr> Lowerer::LowerBinary(const ast::Expr& e, Env& env) {
 // ---------------------------------------------------------------------------
 // Bodies, profiles, routes
 
+// ---------------------------------------------------------------------------
+// FAPI 2.0: issuers and the built-in `fapi2` profile
+
+namespace {
+
+const char* SettingKind(ast::ExprKind k) {
+  switch (k) {
+    case ast::ExprKind::kString: return "a string";
+    case ast::ExprKind::kBool: return "`true` or `false`";
+    case ast::ExprKind::kDuration: return "a duration";
+    case ast::ExprKind::kInt: return "an integer";
+    case ast::ExprKind::kList: return "a list";
+    case ast::ExprKind::kName: return "a name";
+    default: return "an expression";
+  }
+}
+
+// RFC 6749 3.3 scope-token: %x21 / %x23-5B / %x5D-7E.
+bool ValidScopeToken(std::string_view s) {
+  if (s.empty() || s.size() > 256) return false;
+  for (unsigned char c : s) {
+    if (c < 0x21 || c > 0x7e || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool Lowerer::ResolveIssuer(const ast::Expr& e, FileCtx* file, uint32_t* index) {
+  Package* pkg = file->pkg;
+  std::string name;
+  if (e.kind == ast::ExprKind::kName) {
+    name = e.text;
+  } else if (e.kind == ast::ExprKind::kMember && e.children.size() == 1 &&
+             e.children[0]->kind == ast::ExprKind::kName) {
+    auto it = file->imports.find(e.children[0]->text);
+    if (it == file->imports.end()) {
+      Error(e.loc, "unknown package " + Bt(e.children[0]->text));
+      return false;
+    }
+    pkg = it->second;
+    name = e.text;
+  } else {
+    Error(e.loc, "`issuer` takes the name of an issuer declared with `issuer NAME { ... }`");
+    return false;
+  }
+  auto it = pkg->issuers.find(name);
+  if (it == pkg->issuers.end()) {
+    Error(e.loc, "unknown issuer " + Bt(name));
+    return false;
+  }
+  *index = it->second;
+  return true;
+}
+
+void Lowerer::LowerIssuer(const ast::Issuer& is, FileCtx* file, IrProgram& prog) {
+  using bytecode::AlgBit;
+  using bytecode::JwsAlg;
+  Package& pkg = *file->pkg;
+  Declare(pkg, is.name, is.loc);
+  IrIssuer out;
+  out.name = pkg.name + "." + is.name;
+  out.loc = is.loc;
+  out.algs = AlgBit(JwsAlg::kPS256) | AlgBit(JwsAlg::kES256) | AlgBit(JwsAlg::kEdDSA);
+  out.leeway = 5;
+  std::map<std::string, const ast::Setting*> set;
+  bool ok = true;
+  for (const auto& st : is.settings) {
+    static const std::set<std::string> kKnown = {"url", "audience", "jwks", "algs", "leeway",
+                                                 "fapi"};
+    if (!kKnown.count(st.name)) {
+      Error(st.loc, "unknown issuer setting " + Bt(st.name) +
+                        " (known: url, audience, jwks, algs, leeway, fapi)");
+      ok = false;
+      continue;
+    }
+    if (!set.emplace(st.name, &st).second) {
+      Error(st.loc, "issuer setting " + Bt(st.name) + " is given twice");
+      ok = false;
+    }
+  }
+  auto want = [&](const char* name, ast::ExprKind kind) -> const ast::Setting* {
+    auto it = set.find(name);
+    if (it == set.end() || !it->second->value) return nullptr;
+    if (it->second->value->kind != kind) {
+      Error(it->second->value->loc, "issuer setting " + Bt(name) + " must be " +
+                                        SettingKind(kind) + ", got " +
+                                        SettingKind(it->second->value->kind));
+      ok = false;
+      return nullptr;
+    }
+    return it->second;
+  };
+  // Opting out of the FAPI profile comes first: it changes what is allowed.
+  if (const ast::Setting* f = want("fapi", ast::ExprKind::kBool)) {
+    out.fapi = f->value->bool_value;
+    if (!out.fapi && !f->loosen) {
+      Error(f->loc, "`fapi = false` leaves the FAPI 2.0 profile; write `loosen fapi = false` to do "
+                    "it on purpose");
+      ok = false;
+    } else if (!out.fapi) {
+      Warning(f->loc, "issuer " + Bt(is.name) +
+                          " leaves the FAPI 2.0 profile: RS256, RSA keys under 2048 bits and "
+                          "long clock leeways are allowed");
+    } else if (f->loosen) {
+      Warning(f->loc, "`loosen` has no effect: `fapi = true` is the default");
+    }
+  }
+  for (const char* required : {"url", "audience", "jwks"}) {
+    if (!set.count(required)) {
+      Error(is.loc, "issuer " + Bt(is.name) + " needs `" + required + " = \"...\"`");
+      ok = false;
+    }
+  }
+  for (const auto& [name, st] : set) {
+    if (st->loosen && name != "fapi" && name != "leeway") {
+      Error(st->loc, "`loosen` applies to `fapi` and `leeway` of an issuer, not " + Bt(name));
+      ok = false;
+    }
+  }
+  if (const ast::Setting* u = want("url", ast::ExprKind::kString)) {
+    out.url = u->value->text;
+    bool https = out.url.rfind("https://", 0) == 0 && out.url.size() > 8;
+    bool http = out.url.rfind("http://", 0) == 0 && out.url.size() > 7;
+    if (!https && !(http && !out.fapi)) {
+      Error(u->value->loc, out.fapi ? "issuer `url` must be an https URL under FAPI 2.0, got " +
+                                          Bt(out.url)
+                                    : "issuer `url` must be an http(s) URL, got " + Bt(out.url));
+      ok = false;
+    }
+  }
+  if (const ast::Setting* a = want("audience", ast::ExprKind::kString)) {
+    out.audience = a->value->text;
+    if (out.audience.empty()) {
+      Error(a->value->loc, "issuer `audience` must not be empty");
+      ok = false;
+    }
+  }
+  if (const ast::Setting* l = want("leeway", ast::ExprKind::kDuration)) {
+    out.leeway = l->value->int_value;
+    if (out.leeway > 300) {
+      Error(l->value->loc, "clock leeway of " + std::to_string(out.leeway) +
+                               "s is over the limit of 300s");
+      ok = false;
+    } else if (out.leeway > 60 && out.fapi && !l->loosen) {
+      Error(l->value->loc, "FAPI 2.0 rejects clock skew over 60s; write `loosen leeway = ...` "
+                           "to allow " + std::to_string(out.leeway) + "s on purpose");
+      ok = false;
+    } else if (out.leeway > 10) {
+      Warning(l->value->loc, "a clock leeway of " + std::to_string(out.leeway) +
+                                 "s is weak: FAPI 2.0 suggests at most 10s");
+    }
+  }
+  if (const ast::Setting* al = want("algs", ast::ExprKind::kList)) {
+    out.algs = 0;
+    for (const auto& item : al->value->children) {
+      if (item->kind != ast::ExprKind::kString) {
+        Error(item->loc, "`algs` lists algorithm names, e.g. `[\"ES256\", \"PS256\"]`");
+        ok = false;
+        continue;
+      }
+      auto alg = bytecode::ParseAlg(item->text, /*allow_legacy=*/!out.fapi);
+      if (!alg.ok()) {
+        bool legacy = bytecode::ParseAlg(item->text, /*allow_legacy=*/true).ok();
+        Error(item->loc, legacy ? "algorithm " + Bt(item->text) +
+                                      " is below FAPI 2.0 (PS256, ES256, EdDSA); leave the profile "
+                                      "with `loosen fapi = false` to allow it"
+                                : "algorithm " + Bt(item->text) +
+                                      " is not supported (PS256, ES256, EdDSA; RS256 outside FAPI)");
+        ok = false;
+        continue;
+      }
+      if (*alg == JwsAlg::kRS256) {
+        Warning(item->loc, "RS256 is weak: FAPI 2.0 requires PS256, ES256 or EdDSA");
+      }
+      out.algs |= AlgBit(*alg);
+    }
+    if (out.algs == 0 && ok) {
+      Error(al->value->loc, "`algs` must allow at least one algorithm");
+      ok = false;
+    }
+  }
+  if (const ast::Setting* j = want("jwks", ast::ExprKind::kString)) {
+    const Location& at = j->value->loc;
+    if (!read_asset_) {
+      Error(at, "cannot read " + Bt(j->value->text) + ": files cannot be read here");
+      ok = false;
+    } else if (auto text = read_asset_(*is.loc.file, j->value->text); !text.ok()) {
+      Error(at, "cannot read the JWKS " + Bt(j->value->text) + ": " + text.status().message());
+      ok = false;
+    } else if (text->size() > kMaxAssetBytes) {
+      Error(at, "the JWKS " + Bt(j->value->text) + " is over the limit of 1 MiB");
+      ok = false;
+    } else if (auto keys = bytecode::MakeIssuerKeys(out.name, out.url, out.audience, *text,
+                                                    out.algs, out.leeway, out.fapi);
+               !keys.ok()) {
+      Error(at, "the JWKS " + Bt(j->value->text) + " is not usable: " + keys.status().message());
+      ok = false;
+    } else {
+      out.jwks = std::move(*text);
+      std::map<std::pair<std::string, int>, int> kids;
+      for (const auto& k : (*keys)->keys) {
+        std::string kid = k.kid().empty() ? "(no kid)" : k.kid();
+        if (k.kid().empty()) {
+          Warning(at, "a " + std::string(bytecode::JwsAlgName(k.alg())) +
+                          " key in the JWKS has no `kid`: tokens cannot select it");
+        }
+        if (++kids[std::make_pair(k.kid(), static_cast<int>(k.alg()))] == 2) {
+          Error(at, "the JWKS has two " + std::string(bytecode::JwsAlgName(k.alg())) +
+                        " keys with kid " + Bt(kid) + ": tokens could not choose between them");
+          ok = false;
+        }
+        if (!(out.algs & AlgBit(k.alg()))) {
+          Warning(at, "key " + Bt(kid) + " (" + bytecode::JwsAlgName(k.alg()) +
+                          ") is never used: `algs` does not allow " + bytecode::JwsAlgName(k.alg()));
+        }
+        if (k.kty() == "RSA" && k.bits() < 2048) {
+          Warning(at, "key " + Bt(kid) + " is a " + std::to_string(k.bits()) +
+                          "-bit RSA key: weak, FAPI 2.0 requires at least 2048 bits");
+        }
+      }
+      for (JwsAlg a : {JwsAlg::kPS256, JwsAlg::kES256, JwsAlg::kEdDSA, JwsAlg::kRS256}) {
+        if (!(out.algs & AlgBit(a))) continue;
+        bool any = false;
+        for (const auto& k : (*keys)->keys) any |= k.alg() == a;
+        if (!any) {
+          Warning(at, "`algs` allows " + std::string(bytecode::JwsAlgName(a)) +
+                          " but the JWKS has no key for it");
+        }
+      }
+    }
+  }
+  if (!ok) return;
+  pkg.issuers[is.name] = static_cast<uint32_t>(prog.issuers.size());
+  prog.issuers.push_back(std::move(out));
+}
+
+void Lowerer::ApplyFapi2(const ast::Stmt& s, FileCtx* file, IrRoute& route) {
+  using bytecode::SenderConstraint;
+  using bytecode::TlsRequirement;
+  if (!route.auth) {
+    route.auth.emplace();
+    route.auth->issuer = bytecode::kNone;
+  }
+  IrAuth& a = *route.auth;
+  std::set<std::string> seen;
+  for (const auto& st : s.settings) {
+    if (!st.value) continue;
+    if (!seen.insert(st.name).second) {
+      Error(st.loc, "fapi2 setting " + Bt(st.name) + " is given twice");
+      continue;
+    }
+    const ast::Expr& v = *st.value;
+    // A setting that is looser than what the route has so far (the FAPI 2.0
+    // defaults, then earlier `use fapi2`) must say `loosen`.
+    auto judge = [&](bool looser, const std::string& what) {
+      if (looser && !st.loosen) {
+        Error(st.loc, Bt(st.name) + " loosens the fapi2 profile (" + what + "); write `loosen " +
+                          st.name + " = ...` to do it on purpose");
+        return false;
+      }
+      if (looser) {
+        Warning(st.loc, "fapi2 loosened: " + what);
+        if (std::find(a.loosened.begin(), a.loosened.end(), what) == a.loosened.end()) {
+          a.loosened.push_back(what);
+        }
+      } else if (st.loosen) {
+        Warning(st.loc, "`loosen` has no effect: " + Bt(st.name) + " here does not loosen fapi2");
+      }
+      return true;
+    };
+    auto kind = [&](ast::ExprKind k) {
+      if (v.kind == k) return true;
+      Error(v.loc, "fapi2 setting " + Bt(st.name) + " must be " + SettingKind(k) + ", got " +
+                       SettingKind(v.kind));
+      return false;
+    };
+    if (st.name == "issuer") {
+      uint32_t idx = 0;
+      if (ResolveIssuer(v, file, &idx)) a.issuer = idx;
+    } else if (st.name == "sender") {
+      if (!kind(ast::ExprKind::kString)) continue;
+      static const std::map<std::string, std::pair<SenderConstraint, int>> kSender = {
+          {"none", {SenderConstraint::kNone, 0}},
+          {"any", {SenderConstraint::kAny, 1}},
+          {"dpop", {SenderConstraint::kDPoP, 2}},
+          {"mtls", {SenderConstraint::kMtls, 2}}};
+      auto it = kSender.find(v.text);
+      if (it == kSender.end()) {
+        Error(v.loc, "`sender` is one of \"dpop\", \"mtls\", \"any\" (DPoP or mTLS) or \"none\"");
+        continue;
+      }
+      int cur = a.sender == static_cast<uint8_t>(SenderConstraint::kNone)  ? 0
+                : a.sender == static_cast<uint8_t>(SenderConstraint::kAny) ? 1
+                                                                            : 2;
+      if (judge(it->second.second < cur,
+                "tokens without a sender constraint (plain bearer tokens) are accepted")) {
+        a.sender = static_cast<uint8_t>(it->second.first);
+      }
+    } else if (st.name == "tls") {
+      if (!kind(ast::ExprKind::kString)) continue;
+      static const std::map<std::string, std::pair<TlsRequirement, int>> kTls = {
+          {"any", {TlsRequirement::kAny, 0}},
+          {"fapi", {TlsRequirement::kFapi, 1}},
+          {"1.3", {TlsRequirement::kTls13, 2}}};
+      auto it = kTls.find(v.text);
+      if (it == kTls.end()) {
+        Error(v.loc, "`tls` is one of \"fapi\" (TLS 1.2 with BCP 195 suites or TLS 1.3), \"1.3\" "
+                     "or \"any\"");
+        continue;
+      }
+      int cur = a.tls == static_cast<uint8_t>(TlsRequirement::kAny)    ? 0
+                : a.tls == static_cast<uint8_t>(TlsRequirement::kFapi) ? 1
+                                                                        : 2;
+      if (judge(it->second.second < cur, "the TLS version and cipher are not checked")) {
+        a.tls = static_cast<uint8_t>(it->second.first);
+      }
+    } else if (st.name == "dpop_nonce") {
+      if (!kind(ast::ExprKind::kBool)) continue;
+      if (judge(a.dpop_nonce && !v.bool_value, "DPoP proofs need no server nonce")) {
+        a.dpop_nonce = v.bool_value;
+      }
+    } else if (st.name == "dpop_window") {
+      if (!kind(ast::ExprKind::kDuration)) continue;
+      if (v.int_value < 1 || v.int_value > 300) {
+        Error(v.loc, "`dpop_window` must be between 1s and 300s");
+        continue;
+      }
+      if (judge(v.int_value > a.dpop_window,
+                "DPoP proofs up to " + std::to_string(v.int_value) + "s old are accepted")) {
+        a.dpop_window = v.int_value;
+      }
+    } else if (st.name == "scope") {
+      if (!kind(ast::ExprKind::kString)) continue;
+      if (st.loosen) Error(st.loc, "scopes cannot be loosened; a route adds the scopes it needs");
+      size_t pos = 0;
+      bool any = false;
+      const std::string& text = v.text;
+      while (pos < text.size()) {
+        size_t end = text.find(' ', pos);
+        if (end == std::string::npos) end = text.size();
+        std::string tok = text.substr(pos, end - pos);
+        pos = end + 1;
+        if (tok.empty()) continue;
+        any = true;
+        if (!ValidScopeToken(tok)) {
+          Error(v.loc, "scope " + Bt(tok) + " is not a valid scope token (RFC 6749 3.3)");
+          continue;
+        }
+        if (std::find(a.scopes.begin(), a.scopes.end(), tok) == a.scopes.end()) {
+          a.scopes.push_back(tok);
+        }
+      }
+      if (!any) Error(v.loc, "`scope` names one or more space-separated scopes");
+    } else {
+      Error(st.loc, "unknown fapi2 setting " + Bt(st.name) +
+                        " (known: issuer, sender, tls, dpop_nonce, dpop_window, scope)");
+    }
+  }
+}
+
 const ast::Profile* Lowerer::FindProfile(const std::string& name, FileCtx* file, FileCtx** def,
                                          const Location& loc) {
   Package* pkg = file->pkg;
@@ -1050,6 +1465,18 @@ void Lowerer::ExpandStmts(const std::vector<ast::Stmt>& stmts, FileCtx* file, Ir
   for (const auto& s : stmts) {
     switch (s.kind) {
       case ast::StmtKind::kUse: {
+        if (s.name == "fapi2") {
+          if (response) {
+            Error(s.loc, "`use` is not allowed inside `on response`; use the profile in the body");
+          } else {
+            ApplyFapi2(s, file, route);
+          }
+          break;
+        }
+        if (s.has_settings) {
+          Error(s.loc, "only the built-in `fapi2` profile takes settings; " + Bt(s.name) +
+                           " is a profile of this policy");
+        }
         FileCtx* def = nullptr;
         const ast::Profile* p = FindProfile(s.name, file, &def, s.name_loc.file ? s.name_loc : s.loc);
         if (!p) break;
@@ -1278,6 +1705,7 @@ std::string DeriveRouteName(const std::string& method, const std::string& path) 
 IrProgram Lowerer::Run(const std::vector<const ast::File*>& files, const std::string& name) {
   IrProgram prog;
   prog.name = name;
+  prog_ = &prog;
   // Packages and declarations.
   for (const ast::File* f : files) {
     std::string pname = f->package.empty() ? "main" : f->package;
@@ -1298,7 +1726,7 @@ IrProgram Lowerer::Run(const std::vector<const ast::File*>& files, const std::st
       pkg->functions.emplace(fn.name, std::make_pair(&fn, ctx.get()));
       static const std::set<std::string> kReserved = {
           "has", "string", "int", "bool", "timestamp", "duration", "starts_with", "ends_with",
-          "contains", "lower", "upper", "len", "split", "trim"};
+          "contains", "lower", "upper", "len", "split", "trim", "has_scope"};
       if (kReserved.count(fn.name)) {
         Error(fn.loc, "function " + Bt(fn.name) + " would hide the built-in of the same name");
       }
@@ -1321,6 +1749,9 @@ IrProgram Lowerer::Run(const std::vector<const ast::File*>& files, const std::st
     }
     for (const auto& p : f->profiles) {
       Declare(*pkg, p.name, p.loc);
+      if (p.name == "fapi2") {
+        Error(p.loc, "profile `fapi2` would hide the built-in FAPI 2.0 profile");
+      }
       pkg->profiles.emplace(p.name, std::make_pair(&p, ctx.get()));
     }
     CollectClaims(*f);
@@ -1339,6 +1770,10 @@ IrProgram Lowerer::Run(const std::vector<const ast::File*>& files, const std::st
         Error(imp.loc, "package alias " + Bt(alias) + " is imported twice");
       }
     }
+  }
+  // Issuers (their keys are read and checked here, once).
+  for (auto& ctx : file_ctxs_) {
+    for (const auto& is : ctx->file->issuers) LowerIssuer(is, ctx.get(), prog);
   }
   // Functions are checked once on their own so that unused ones get errors too.
   for (auto& ctx : file_ctxs_) {
@@ -1422,6 +1857,20 @@ IrProgram Lowerer::Run(const std::vector<const ast::File*>& files, const std::st
         route_profiles_.clear();
         ExpandBody(api.body, ctx.get(), route, api.name, stack, 0);
         ExpandBody(r.body, ctx.get(), route, route.name, stack, 0);
+        if (route.auth && route.auth->issuer == bytecode::kNone) {
+          // `use fapi2` without `issuer = NAME`: the only issuer there is.
+          if (prog.issuers.size() == 1) {
+            route.auth->issuer = 0;
+          } else if (prog.issuers.empty()) {
+            Error(r.loc, "route " + Bt(route.name) +
+                             " uses `fapi2` but no issuer is declared (add `issuer NAME { url = ... "
+                             "audience = ... jwks = ... }`)");
+          } else {
+            Error(r.loc, "route " + Bt(route.name) +
+                             " uses `fapi2` and several issuers are declared: choose one with "
+                             "`use fapi2 { issuer = NAME }`");
+          }
+        }
         prog.routes.push_back(std::move(route));
       }
     }
@@ -1467,8 +1916,8 @@ std::unique_ptr<IrExpr> Clone(const IrExpr& e) {
 }
 
 IrProgram Lower(const std::vector<const dsl::ast::File*>& files, const std::string& name,
-                dsl::Diagnostics& diags) {
-  Lowerer l(diags);
+                dsl::Diagnostics& diags, const AssetReader& read_asset) {
+  Lowerer l(diags, read_asset);
   return l.Run(files, name);
 }
 

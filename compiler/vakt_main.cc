@@ -1,23 +1,33 @@
-// `vakt`: the authoring CLI. check, build, test, eval, disasm, fmt.
+// `vakt`: the authoring CLI. check, build, test, eval, disasm, fmt, and
+// `token` (test tooling: keys, access tokens, DPoP proofs; token_tool.h).
 // Exit codes: 0 success, 1 errors or failures, 2 usage. Diagnostics go to
 // stderr as `path:line:col: error: message` with the source line and caret.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "bytecode/bundle.h"
 #include "bytecode/format.h"
+#include "bytecode/request.h"
 #include "bytecode/request_json.h"
 #include "bytecode/vm.h"
 #include "compiler/compile.h"
 #include "compiler/policy_test.h"
+#include "compiler/token_tool.h"
 #include "dsl/formatter.h"
 
 namespace {
@@ -40,7 +50,9 @@ const char* kUsageText =
     "       [--response RESP.json] [--now UNIX] [--budget N]   print the decision as JSON\n"
     "  disasm BUNDLE|FILES... [--budget N] print a bundle's tables and code\n"
     "  fmt [--check] FILES|DIRS...         format sources in place (or check)\n"
-    "  version                             print the compiler version\n";
+    "  version                             print the compiler version\n"
+    "  token SUBCOMMAND [options]          TEST TOOLING: test keys, access tokens, DPoP\n"
+    "                                      proofs, client certificates (`vakt token help`)\n";
 
 int Usage(const std::string& msg) {
   if (!msg.empty()) std::cerr << "vakt: " << msg << "\n";
@@ -454,6 +466,369 @@ int CmdFmt(int argc, char** argv) {
   return rc;
 }
 
+// ---------------------------------------------------------------------------
+// `vakt token ...`: TEST TOOLING (compiler/token_tool.h). Makes keys, access
+// tokens, DPoP proofs and client certificates for tests and demos; it is not
+// an authorization server and its output must never protect real data.
+
+const char* kTokenUsageText =
+    "usage: vakt token <subcommand> [options]\n"
+    "\n"
+    "TEST TOOLING ONLY: keys, access tokens and DPoP proofs for tests and demos.\n"
+    "It is not an authorization server; never protect real data with its output.\n"
+    "KEY is a private key file: PEM (PKCS#8 or traditional) or a JWK with `d`.\n"
+    "\n"
+    "subcommands:\n"
+    "  keygen --alg ES256|PS256|EdDSA --out PRIVATE.pem [--kid KID] [--bits N]\n"
+    "         [--jwk-out PRIVATE.jwk]       new key pair (kid defaults to the RFC 7638\n"
+    "                                       thumbprint); prints the public JWK\n"
+    "  jwks KEY... [--kid KID]              prints a JWKS of the keys' public halves\n"
+    "                                       (--kid only with one key)\n"
+    "  mint --key KEY [--kid KID] [--claims JSON|@FILE] [--iss S] [--aud S] [--sub S]\n"
+    "       [--client-id S] [--scope \"a b\"] [--ttl SECONDS] [--now UNIX]\n"
+    "       [--dpop-key KEY | --jkt THUMBPRINT] [--cert CERT.pem | --x5t THUMBPRINT]\n"
+    "       [--typ T]                       prints an access token (RFC 9068, typ\n"
+    "                                       at+jwt); adds iat, nbf, exp, jti if absent\n"
+    "  dpop --key KEY --method M --url URL [--token AT] [--nonce N] [--now UNIX]\n"
+    "       [--jti J]                       prints a DPoP proof (RFC 9449)\n"
+    "  thumbprint KEY | --cert CERT.pem     prints the RFC 7638 JWK thumbprint, or the\n"
+    "                                       RFC 8705 x5t#S256 of a certificate\n"
+    "  cert --cn NAME --out CERT.pem --key-out KEY.pem\n"
+    "                                       self-signed client certificate (P-256);\n"
+    "                                       prints its x5t#S256\n";
+
+int TokenUsage(const std::string& msg) {
+  if (!msg.empty()) std::cerr << "vakt token: " << msg << "\n";
+  std::cerr << kTokenUsageText;
+  return kUsage;
+}
+
+// Writes a private key: created 0600 (never readable by others, not even
+// for a moment), then renamed over `path`.
+bool WritePrivateFile(const std::string& path, const std::string& bytes, std::string* err) {
+  std::string tmp = path + ".tmp";
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    *err = "cannot write `" + tmp + "`: " + std::strerror(errno);
+    return false;
+  }
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      *err = "cannot write `" + tmp + "`: " + std::strerror(errno);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return false;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::close(fd) != 0) {
+    *err = "cannot write `" + tmp + "`: " + std::strerror(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    *err = "cannot rename to `" + path + "`: " + ec.message();
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+// Reads a text file for `vakt token`, printing why it failed.
+std::optional<std::string> ReadTokenInput(const std::string& path) {
+  std::string text, err;
+  if (!ReadAll(path, &text, &err)) {
+    std::cerr << "vakt: " << err << "\n";
+    return std::nullopt;
+  }
+  return text;
+}
+
+std::optional<compiler::SigningKey> LoadKeyFile(const std::string& path) {
+  auto text = ReadTokenInput(path);
+  if (!text) return std::nullopt;
+  auto key = compiler::LoadSigningKey(*text);
+  if (!key.ok()) {
+    std::cerr << "vakt: " << path << ": " << key.status().message() << "\n";
+    return std::nullopt;
+  }
+  return std::move(key).value();
+}
+
+int CmdTokenKeygen(int argc, char** argv) {
+  Args a;
+  std::string err;
+  if (!ParseArgs(argc, argv, 3, {"--alg", "--kid", "--bits", "--out", "--jwk-out"}, {}, &a, &err)) {
+    return TokenUsage(err);
+  }
+  if (!a.positional.empty()) return TokenUsage("keygen takes no file arguments");
+  const std::string* alg_name = a.Flag("--alg");
+  if (!alg_name) return TokenUsage("keygen needs --alg ES256|PS256|EdDSA");
+  auto alg = bytecode::ParseAlg(*alg_name);
+  if (!alg.ok()) return TokenUsage("--alg takes ES256, PS256 or EdDSA");
+  const std::string* out = a.Flag("--out");
+  if (!out) return TokenUsage("keygen needs --out PRIVATE.pem");
+  int bits = 2048;
+  if (const auto* b = a.Flag("--bits")) {
+    uint32_t v = 0;
+    if (*alg != bytecode::JwsAlg::kPS256) return TokenUsage("--bits applies to PS256 only");
+    if (!ParseU32(*b, &v) || v < 2048 || v > 8192) return TokenUsage("--bits takes 2048 to 8192");
+    bits = static_cast<int>(v);
+  }
+  const std::string* kid = a.Flag("--kid");
+  auto key = compiler::GenerateKey(*alg, kid ? *kid : std::string(), bits);
+  if (!key.ok()) {
+    std::cerr << "vakt: " << key.status().message() << "\n";
+    return kFail;
+  }
+  if (!WritePrivateFile(*out, key->PrivatePem(), &err)) {
+    std::cerr << "vakt: " << err << "\n";
+    return kFail;
+  }
+  if (const auto* jwk_out = a.Flag("--jwk-out")) {
+    if (!WritePrivateFile(*jwk_out, key->PrivateJwk() + "\n", &err)) {
+      std::cerr << "vakt: " << err << "\n";
+      return kFail;
+    }
+  }
+  std::cout << key->PublicJwk() << "\n";
+  return kOk;
+}
+
+int CmdTokenJwks(int argc, char** argv) {
+  Args a;
+  std::string err;
+  if (!ParseArgs(argc, argv, 3, {"--kid"}, {}, &a, &err)) return TokenUsage(err);
+  if (a.positional.empty()) return TokenUsage("jwks needs one or more private key files");
+  const std::string* kid = a.Flag("--kid");
+  if (kid && a.positional.size() != 1) return TokenUsage("--kid needs exactly one key file");
+  std::vector<compiler::SigningKey> keys;
+  for (const auto& path : a.positional) {
+    auto key = LoadKeyFile(path);
+    if (!key) return kFail;
+    if (kid) key->set_kid(*kid);
+    for (const auto& other : keys) {
+      if (other.kid() == key->kid() && other.alg() == key->alg()) {
+        std::cerr << "vakt: " << path << ": a second " << bytecode::JwsAlgName(key->alg())
+                  << " key with kid `" << key->kid() << "`\n";
+        return kFail;
+      }
+    }
+    keys.push_back(std::move(*key));
+  }
+  // One key per line: readable, and diffs show which key changed.
+  std::cout << "{\"keys\": [\n";
+  for (size_t i = 0; i < keys.size(); ++i) {
+    std::cout << "  " << keys[i].PublicJwk() << (i + 1 < keys.size() ? ",\n" : "\n");
+  }
+  std::cout << "]}\n";
+  return kOk;
+}
+
+// Parses JSON given on the command line with nesting bounded (nlohmann's
+// parser is iterative; the callback stops it past kMaxDepth).
+std::optional<nlohmann::ordered_json> ParseClaimsArg(const std::string& text, std::string* err) {
+  constexpr int kMaxDepth = 32;
+  try {
+    auto j = nlohmann::ordered_json::parse(
+        text, [](int depth, nlohmann::ordered_json::parse_event_t, nlohmann::ordered_json&) {
+          if (depth > kMaxDepth) throw std::length_error("nested deeper than 32");
+          return true;
+        });
+    if (!j.is_object()) {
+      *err = "must be a JSON object";
+      return std::nullopt;
+    }
+    return j;
+  } catch (const std::exception& e) {
+    *err = std::string("not valid JSON: ") + e.what();
+    return std::nullopt;
+  }
+}
+
+int CmdTokenMint(int argc, char** argv) {
+  Args a;
+  std::string err;
+  if (!ParseArgs(argc, argv, 3,
+                 {"--key", "--kid", "--claims", "--iss", "--aud", "--sub", "--client-id", "--scope",
+                  "--ttl", "--now", "--dpop-key", "--jkt", "--cert", "--x5t", "--typ"},
+                 {}, &a, &err)) {
+    return TokenUsage(err);
+  }
+  if (!a.positional.empty()) return TokenUsage("mint takes no file arguments (use --key)");
+  const std::string* key_path = a.Flag("--key");
+  if (!key_path) return TokenUsage("mint needs --key KEY");
+  if (a.Flag("--dpop-key") && a.Flag("--jkt"))
+    return TokenUsage("give --dpop-key or --jkt, not both");
+  if (a.Flag("--cert") && a.Flag("--x5t")) return TokenUsage("give --cert or --x5t, not both");
+  compiler::TokenOptions opts;
+  opts.now = static_cast<int64_t>(std::time(nullptr));
+  if (const auto* n = a.Flag("--now")) {
+    if (!ParseI64(*n, &opts.now)) return TokenUsage("--now takes unix seconds");
+  }
+  if (const auto* t = a.Flag("--ttl")) {
+    if (!ParseI64(*t, &opts.ttl)) return TokenUsage("--ttl takes seconds");
+  }
+  if (const auto* t = a.Flag("--typ")) opts.typ = *t;
+  if (const auto* k = a.Flag("--kid")) opts.kid = *k;
+  if (const auto* j = a.Flag("--jkt")) opts.cnf_jkt = *j;
+  if (const auto* x = a.Flag("--x5t")) opts.cnf_x5t = *x;
+
+  std::string claims_text = "{}";
+  if (const auto* c = a.Flag("--claims")) {
+    claims_text = *c;
+    if (!c->empty() && (*c)[0] == '@') {
+      auto text = ReadTokenInput(c->substr(1));
+      if (!text) return kFail;
+      claims_text = *text;
+    }
+  }
+  auto claims = ParseClaimsArg(claims_text, &err);
+  if (!claims) {
+    std::cerr << "vakt: --claims: " << err << "\n";
+    return kFail;
+  }
+  for (const auto& [flag, claim] : {std::pair<const char*, const char*>{"--iss", "iss"},
+                                    {"--aud", "aud"},
+                                    {"--sub", "sub"},
+                                    {"--client-id", "client_id"},
+                                    {"--scope", "scope"}}) {
+    if (const auto* v = a.Flag(flag)) (*claims)[claim] = *v;
+  }
+  auto key = LoadKeyFile(*key_path);
+  if (!key) return kFail;
+  if (const auto* dk = a.Flag("--dpop-key")) {
+    auto text = ReadTokenInput(*dk);
+    if (!text) return kFail;
+    auto jkt = compiler::KeyThumbprint(*text);
+    if (!jkt.ok()) {
+      std::cerr << "vakt: " << *dk << ": " << jkt.status().message() << "\n";
+      return kFail;
+    }
+    opts.cnf_jkt = *jkt;
+  }
+  if (const auto* cp = a.Flag("--cert")) {
+    auto text = ReadTokenInput(*cp);
+    if (!text) return kFail;
+    auto x5t = bytecode::CertThumbprint(*text);
+    if (!x5t.ok()) {
+      std::cerr << "vakt: " << *cp << ": " << x5t.status().message() << "\n";
+      return kFail;
+    }
+    opts.cnf_x5t = *x5t;
+  }
+  auto token = compiler::MintAccessToken(
+      *key, claims->dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace), opts);
+  if (!token.ok()) {
+    std::cerr << "vakt: " << token.status().message() << "\n";
+    return kFail;
+  }
+  std::cout << *token << "\n";
+  return kOk;
+}
+
+int CmdTokenDpop(int argc, char** argv) {
+  Args a;
+  std::string err;
+  if (!ParseArgs(argc, argv, 3,
+                 {"--key", "--method", "--url", "--token", "--nonce", "--now", "--jti"}, {}, &a,
+                 &err)) {
+    return TokenUsage(err);
+  }
+  if (!a.positional.empty()) return TokenUsage("dpop takes no file arguments (use --key)");
+  const std::string* key_path = a.Flag("--key");
+  const std::string* method = a.Flag("--method");
+  const std::string* url = a.Flag("--url");
+  if (!key_path || !method || !url) return TokenUsage("dpop needs --key, --method and --url");
+  if (method->empty() || url->empty()) return TokenUsage("--method and --url must not be empty");
+  compiler::ProofOptions opts;
+  opts.method = *method;
+  opts.url = *url;
+  opts.now = static_cast<int64_t>(std::time(nullptr));
+  if (const auto* n = a.Flag("--now")) {
+    if (!ParseI64(*n, &opts.now)) return TokenUsage("--now takes unix seconds");
+  }
+  if (const auto* t = a.Flag("--token")) opts.access_token = *t;
+  if (const auto* n = a.Flag("--nonce")) opts.nonce = *n;
+  if (const auto* j = a.Flag("--jti")) opts.jti = *j;
+  auto key = LoadKeyFile(*key_path);
+  if (!key) return kFail;
+  auto proof = compiler::MintDpopProof(*key, opts);
+  if (!proof.ok()) {
+    std::cerr << "vakt: " << proof.status().message() << "\n";
+    return kFail;
+  }
+  std::cout << *proof << "\n";
+  return kOk;
+}
+
+int CmdTokenThumbprint(int argc, char** argv) {
+  Args a;
+  std::string err;
+  if (!ParseArgs(argc, argv, 3, {"--cert"}, {}, &a, &err)) return TokenUsage(err);
+  const std::string* cert = a.Flag("--cert");
+  if ((cert ? 1 : 0) + a.positional.size() != 1) {
+    return TokenUsage("thumbprint needs one KEY file or --cert CERT.pem");
+  }
+  const std::string& path = cert ? *cert : a.positional[0];
+  auto text = ReadTokenInput(path);
+  if (!text) return kFail;
+  auto tp = cert ? bytecode::CertThumbprint(*text) : compiler::KeyThumbprint(*text);
+  if (!tp.ok()) {
+    std::cerr << "vakt: " << path << ": " << tp.status().message() << "\n";
+    return kFail;
+  }
+  std::cout << *tp << "\n";
+  return kOk;
+}
+
+int CmdTokenCert(int argc, char** argv) {
+  Args a;
+  std::string err;
+  if (!ParseArgs(argc, argv, 3, {"--cn", "--out", "--key-out"}, {}, &a, &err)) {
+    return TokenUsage(err);
+  }
+  if (!a.positional.empty()) return TokenUsage("cert takes no file arguments");
+  const std::string* cn = a.Flag("--cn");
+  const std::string* out = a.Flag("--out");
+  const std::string* key_out = a.Flag("--key-out");
+  if (!cn || !out || !key_out) return TokenUsage("cert needs --cn, --out and --key-out");
+  auto cert = compiler::MakeTestCertificate(*cn);
+  if (!cert.ok()) {
+    std::cerr << "vakt: " << cert.status().message() << "\n";
+    return kFail;
+  }
+  if (!WritePrivateFile(*key_out, cert->key_pem, &err) ||
+      !WriteAtomic(*out, cert->cert_pem, &err)) {
+    std::cerr << "vakt: " << err << "\n";
+    return kFail;
+  }
+  std::cout << cert->x5t_s256 << "\n";
+  return kOk;
+}
+
+int CmdToken(int argc, char** argv) {
+  if (argc < 3) return TokenUsage("");
+  std::string sub = argv[2];
+  if (sub == "keygen") return CmdTokenKeygen(argc, argv);
+  if (sub == "jwks") return CmdTokenJwks(argc, argv);
+  if (sub == "mint") return CmdTokenMint(argc, argv);
+  if (sub == "dpop") return CmdTokenDpop(argc, argv);
+  if (sub == "thumbprint") return CmdTokenThumbprint(argc, argv);
+  if (sub == "cert") return CmdTokenCert(argc, argv);
+  if (sub == "help" || sub == "--help" || sub == "-h") {
+    std::cout << kTokenUsageText;
+    return kOk;
+  }
+  return TokenUsage("unknown subcommand `" + sub + "`");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -465,6 +840,7 @@ int main(int argc, char** argv) {
   if (cmd == "eval") return CmdEval(argc, argv);
   if (cmd == "disasm") return CmdDisasm(argc, argv);
   if (cmd == "fmt") return CmdFmt(argc, argv);
+  if (cmd == "token") return CmdToken(argc, argv);
   if (cmd == "version" || cmd == "--version") {
     std::cout << vakt::compiler::kCompilerVersion << " (bundle format "
               << vakt::bytecode::kCurrentVersion << ")\n";

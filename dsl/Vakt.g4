@@ -31,6 +31,7 @@ decl
   | fnDecl
   | profileDecl
   | apiDecl
+  | issuerDecl
   | testDecl
   ;
 
@@ -44,6 +45,12 @@ param      : IDENT ':' type ;
 profileDecl: PROFILE IDENT body ;
 apiDecl    : API IDENT str apiBody ;
 routeDecl  : ROUTE IDENT IDENT? str body ;
+// `issuer NAME { url = "..." audience = "..." jwks = "file" ... }`
+issuerDecl : ISSUER IDENT settings ;
+// Settings of an issuer or of a built-in profile (`use fapi2 { ... }`).
+// `loosen` marks a setting that weakens the FAPI 2.0 defaults on purpose.
+settings   : '{' setting* '}' ;
+setting    : LOOSEN? anyName '=' expr ;
 
 type
   : BOOL | INT_T | STRING_T | DURATION_T | TIMESTAMP | JSON | NULL_
@@ -59,7 +66,7 @@ apiBody : '{' (statement | onResponse | routeDecl)* '}' ;
 onResponse : ON RESPONSE '{' (statement | onResponse)* '}' ;
 
 statement
-  : USE IDENT ('.' IDENT)?                       # useStmt
+  : USE IDENT ('.' IDENT)? settings?             # useStmt
   | LET IDENT '=' expr                            # letStmt
   | (label ':')? REQUIRE expr ELSE denyClause     # requireStmt
   | (label ':')? denyClause IF expr               # denyIfStmt
@@ -80,6 +87,10 @@ testItem
   | RESPONSE jsonObject                  # testResponse
   | NOW INT                              # testNow
   | EXPECT (ALLOW | DENY INT IDENT?)      # testExpect
+  | TOKEN str? jsonObject                # testToken
+  | DPOP jsonObject?                     # testDpop
+  | CERT str?                            # testCert
+  | REVOKE jsonObject                    # testRevoke
   ;
 
 jsonObject : '{' (jsonPair (',' jsonPair)*)? '}' ;
@@ -134,6 +145,7 @@ ident
   : IDENT
   | REQUEST | RESPONSE | CLAIMS | NOW | ROUTE | API | TEST | SHAPE | PROFILE | USE
   | BOOL | INT_T | STRING_T | DURATION_T | TIMESTAMP | JSON | LIST
+  | ISSUER | LOOSEN | TOKEN | DPOP | CERT | REVOKE
   ;
 
 // After `.` (members, claim paths) every keyword is a plain name.
@@ -143,6 +155,7 @@ anyName
   | ROUTE | ON | RESPONSE | USE | REQUIRE | ELSE | DENY | IF | TEST | REQUEST
   | NOW | EXPECT | ALLOW | TRUE_ | FALSE_ | NULL_ | IN | MATCHES | BOOL | INT_T
   | STRING_T | DURATION_T | TIMESTAMP | JSON | LIST
+  | ISSUER | LOOSEN | TOKEN | DPOP | CERT | REVOKE
   ;
 
 // ---------------------------------------------------------------- lexer
@@ -182,6 +195,12 @@ DURATION_T : 'duration' ;
 TIMESTAMP  : 'timestamp' ;
 JSON       : 'json' ;
 LIST       : 'list' ;
+ISSUER     : 'issuer' ;
+LOOSEN     : 'loosen' ;
+TOKEN      : 'token' ;
+DPOP       : 'dpop' ;
+CERT       : 'cert' ;
+REVOKE     : 'revoke' ;
 
 LPAREN   : '(' ;
 RPAREN   : ')' ;

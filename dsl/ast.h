@@ -71,6 +71,15 @@ enum class StmtKind : uint8_t {
   kDenyIf,   // [label:] deny ... if expr                 -> label, expr, deny
 };
 
+// `name = value` in an issuer or `use fapi2 { ... }`; `loosen` marks a
+// deliberate weakening of the FAPI 2.0 defaults.
+struct Setting {
+  std::string name;
+  Location loc;
+  bool loosen = false;
+  std::unique_ptr<Expr> value;
+};
+
 struct Stmt {
   StmtKind kind = StmtKind::kRequire;
   Location loc;
@@ -79,6 +88,8 @@ struct Stmt {
   Location name_loc;
   std::unique_ptr<Expr> expr;
   DenySpec deny;
+  bool has_settings = false;       // kUse: `use fapi2 { ... }`
+  std::vector<Setting> settings;
 };
 
 // A rule body: request statements and optional `on response { ... }`.
@@ -112,6 +123,13 @@ struct Profile {
   std::string name;
   Location loc;
   Body body;
+};
+
+// `issuer NAME { url = ... audience = ... jwks = ... }`
+struct Issuer {
+  std::string name;
+  Location loc;
+  std::vector<Setting> settings;
 };
 
 struct Const {
@@ -168,6 +186,22 @@ struct Test {
   std::string response_json;  // "" when absent
   Location response_loc;
   std::optional<int64_t> now;  // `now 1700000000`
+  // `token ["ALG"] { claims }`: a real access token signed by a test key.
+  bool has_token = false;
+  std::string token_alg;       // "" = ES256
+  std::string token_json;
+  Location token_loc;
+  // `dpop [{ overrides }]`: a DPoP proof for the request, token bound to it.
+  bool has_dpop = false;
+  std::string dpop_json;       // "" = no overrides
+  Location dpop_loc;
+  // `cert ["other"]`: present the test client certificate (or another one).
+  bool has_cert = false;
+  std::string cert;            // "" = the client's own
+  Location cert_loc;
+  // `revoke { "jti": [...], "sub": {"s": cutoff}, "client_id": {...} }`
+  std::string revoke_json;
+  Location revoke_loc;
   Expectation expect;
   bool has_expect = false;
 };
@@ -189,6 +223,7 @@ struct File {
   std::vector<ClaimDecl> claims;
   std::vector<Profile> profiles;
   std::vector<Api> apis;
+  std::vector<Issuer> issuers;
   std::vector<Test> tests;
 };
 

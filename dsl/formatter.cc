@@ -74,7 +74,8 @@ bool EndsOperand(const Token* t) {
       static constexpr std::string_view kOperandKeywords[] = {
           "true",  "false",  "null",     "request",   "response", "claims", "now",
           "route", "api",    "test",     "shape",     "profile",  "use",    "bool",
-          "int",   "string", "duration", "timestamp", "json",     "list"};
+          "int",   "string", "duration", "timestamp", "json",     "list",   "issuer",
+          "loosen", "token", "dpop", "cert", "revoke"};
       for (std::string_view k : kOperandKeywords) {
         if (t->text == k) return true;
       }
@@ -240,8 +241,12 @@ class Formatter {
       } else if (t->kind == Token::Kind::kKeyword && t->text == "test" && stack.empty()) {
         pending_test = true;
       } else if (Is(t, "{")) {
+        // `token "PS256" { ... }`: the JSON follows the optional algorithm.
         bool json_key = prev_sig && (Is(prev_sig->tok, "request") || Is(prev_sig->tok, "claims") ||
-                                     Is(prev_sig->tok, "response"));
+                                     Is(prev_sig->tok, "response") || Is(prev_sig->tok, "token") ||
+                                     Is(prev_sig->tok, "dpop") || Is(prev_sig->tok, "revoke") ||
+                                     (prev_sig->tok->kind == Token::Kind::kString &&
+                                      top == Bracket::kTest));
         if (top == Bracket::kJson || (top == Bracket::kTest && json_key)) {
           it.bracket = Bracket::kJson;
         } else if (pending_test) {

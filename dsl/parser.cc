@@ -662,6 +662,12 @@ class Builder {
         }
         BuildBody(a->apiBody(), api.body, &api.routes);
         f.apis.push_back(std::move(api));
+      } else if (auto* is = d->issuerDecl()) {
+        ast::Issuer iss;
+        iss.loc = Loc(is->getStart());
+        iss.name = Text(is->IDENT());
+        BuildSettings(is->settings(), iss.settings);
+        f.issuers.push_back(std::move(iss));
       } else if (auto* t = d->testDecl()) {
         f.tests.push_back(BuildTest(t));
       }
@@ -1086,6 +1092,19 @@ class Builder {
     return s;
   }
 
+  void BuildSettings(VaktParser::SettingsContext* ctx, std::vector<ast::Setting>& out) {
+    if (!ctx) return;
+    for (auto* st : ctx->setting()) {
+      if (!st || !st->anyName()) continue;
+      ast::Setting set;
+      set.loc = Loc(st->getStart());
+      set.loosen = st->LOOSEN() != nullptr;
+      set.name = Text(st->anyName()->getStart());
+      set.value = TopExpr(st->expr(), st);
+      out.push_back(std::move(set));
+    }
+  }
+
   std::string LabelOf(VaktParser::LabelContext* l) {
     return l ? Text(l->getStart()) : std::string();
   }
@@ -1099,6 +1118,10 @@ class Builder {
       st.name = Text(u->IDENT(0));
       if (u->DOT()) st.name += "." + Text(u->IDENT(1));
       st.name_loc = u->IDENT(0) ? Loc(u->IDENT(0)->getSymbol()) : st.loc;
+      if (u->settings()) {
+        st.has_settings = true;
+        BuildSettings(u->settings(), st.settings);
+      }
     } else if (auto* l = dynamic_cast<VaktParser::LetStmtContext*>(s)) {
       st.kind = ast::StmtKind::kLet;
       st.name = Text(l->IDENT());
@@ -1194,6 +1217,7 @@ class Builder {
     test.loc = Loc(t->getStart());
     test.name = DecodeStr(t->str());
     bool seen_request = false, seen_claims = false, seen_response = false, seen_now = false;
+    bool seen_revoke = false;
     auto once = [&](bool& seen, antlr4::ParserRuleContext* item, const char* what) {
       if (seen) {
         rep_.Error(Loc(item->getStart()), std::string("duplicate `") + what + "` in test");
@@ -1217,6 +1241,29 @@ class Builder {
         }
       } else if (auto* x = dynamic_cast<VaktParser::TestNowContext*>(item)) {
         if (once(seen_now, x, "now") && x->INT()) test.now = ParseInt(x->INT()->getSymbol());
+      } else if (auto* x = dynamic_cast<VaktParser::TestTokenContext*>(item)) {
+        if (once(test.has_token, x, "token")) {
+          if (x->str()) test.token_alg = DecodeStr(x->str());
+          test.token_json = Json(x->jsonObject(), &test.token_loc);
+          test.token_loc = Loc(x->getStart());
+        }
+      } else if (auto* x = dynamic_cast<VaktParser::TestDpopContext*>(item)) {
+        if (once(test.has_dpop, x, "dpop")) {
+          test.dpop_loc = Loc(x->getStart());
+          if (x->jsonObject()) {
+            Location ignored;
+            test.dpop_json = Json(x->jsonObject(), &ignored);
+          }
+        }
+      } else if (auto* x = dynamic_cast<VaktParser::TestCertContext*>(item)) {
+        if (once(test.has_cert, x, "cert")) {
+          test.cert_loc = Loc(x->getStart());
+          if (x->str()) test.cert = DecodeStr(x->str());
+        }
+      } else if (auto* x = dynamic_cast<VaktParser::TestRevokeContext*>(item)) {
+        if (once(seen_revoke, x, "revoke")) {
+          test.revoke_json = Json(x->jsonObject(), &test.revoke_loc);
+        }
       } else if (auto* x = dynamic_cast<VaktParser::TestExpectContext*>(item)) {
         if (once(test.has_expect, x, "expect")) {
           test.expect.loc = Loc(x->getStart());
@@ -1363,7 +1410,7 @@ void Parse(const SourceFile& src, Reporter& rep, ast::File& file) {
 
 Token::Kind KindOf(size_t type) {
   using K = Token::Kind;
-  if (type >= VaktLexer::PACKAGE && type <= VaktLexer::LIST) return K::kKeyword;
+  if (type >= VaktLexer::PACKAGE && type <= VaktLexer::REVOKE) return K::kKeyword;
   switch (type) {
     case VaktLexer::IDENT:
       return K::kIdent;

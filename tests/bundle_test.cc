@@ -374,7 +374,7 @@ TEST(BundleTest, Hashing) {
 // ---- Header -----------------------------------------------------------------
 
 TEST(BundleParseTest, EmptyAndShortInput) {
-  EXPECT_TRUE(Corrupt("", "truncated bundle: 0 bytes, the header and directory alone are 184"));
+  EXPECT_TRUE(Corrupt("", "truncated bundle: 0 bytes, the header and directory alone are 208"));
   std::string b = Serialize(Tiny());
   EXPECT_TRUE(Corrupt(b.substr(0, 100), "truncated bundle: 100 bytes"));
   EXPECT_TRUE(Corrupt(b.substr(0, 5), "truncated bundle: 5 bytes"));
@@ -391,7 +391,7 @@ TEST(BundleParseTest, NewerVersionIsUnsupported) {
   std::string b = Serialize(Tiny());
   SetU16(&b, 8, kCurrentVersion + 1);
   EXPECT_TRUE(Refused(b, StatusCode::kUnsupported,
-                      "bundle format version 2 is newer than this build supports (newest 1)"));
+                      "bundle format version 3 is newer than this build supports (newest 2)"));
   // Even when the rest is of a layout this build cannot know.
   EXPECT_TRUE(Refused(b.substr(0, 10), StatusCode::kUnsupported, "is newer than"));
   SetU16(&b, 8, 0xffff);
@@ -402,7 +402,7 @@ TEST(BundleParseTest, OlderVersionIsUnsupported) {
   std::string b = Serialize(Tiny());
   SetU16(&b, 8, kOldestSupportedVersion - 1);
   EXPECT_TRUE(Refused(b, StatusCode::kUnsupported,
-                      "bundle format version 0 is older than this build supports (oldest 1)"));
+                      "bundle format version 1 is older than this build supports (oldest 2)"));
 }
 
 TEST(BundleParseTest, TooLargeIsResourceExhausted) {
@@ -442,7 +442,7 @@ TEST(BundleParseTest, HeaderReservedFields) {
   std::string b = Serialize(Tiny());
   std::string x = b;
   SetU32(&x, 12, kSectionCount + 1);
-  EXPECT_TRUE(Corrupt(x, "header section count is 11, expected 10"));
+  EXPECT_TRUE(Corrupt(x, "header section count is 13, expected 12"));
   x = b;
   SetU16(&x, 10, 1);
   EXPECT_TRUE(Corrupt(x, "header flags 1 are reserved and must be 0"));
@@ -566,7 +566,7 @@ TEST(BundleParseTest, HugeCountsAreRefusedBeforeAllocating) {
       {SectionId::kClaimPaths, 0, "section `claim_paths`: claim path count 4294967295 needs"},
       {SectionId::kClaimPaths, claim_parts, "section `claim_paths`: claim part count 4294967295"},
       {SectionId::kRules, 0, "section `rules`: rule count 4294967295 needs 68719476720 bytes"},
-      {SectionId::kRoutes, 0, "section `routes`: route count 4294967295 needs 171798691800 bytes"},
+      {SectionId::kRoutes, 0, "section `routes`: route count 4294967295 needs 188978560980 bytes"},
       {SectionId::kParams, 0, "section `params`: param count 4294967295 needs"},
       {SectionId::kTrie, 0, "section `trie`: node count 4294967295 needs 103079215080 bytes"},
       {SectionId::kTrie, edges, "section `trie`: edge count 4294967295 needs"},
@@ -587,7 +587,7 @@ TEST(BundleParseTest, CountOneTooMany) {
   size_t routes = SectionOffset(b, SectionId::kRoutes);
   SetU32(&x, routes, 4);
   Reseal(&x);
-  EXPECT_TRUE(Corrupt(x, "section `routes`: route count 4 needs 160 bytes, has 120"));
+  EXPECT_TRUE(Corrupt(x, "section `routes`: route count 4 needs 176 bytes, has 132"));
 }
 
 TEST(BundleParseTest, TrailingBytesInASection) {
@@ -600,7 +600,7 @@ TEST(BundleParseTest, TrailingBytesInASection) {
       {SectionId::kInts, "section `ints`: 8 trailing bytes"},
       {SectionId::kRegexes, "section `regexes`: 4 trailing bytes"},
       {SectionId::kRules, "section `rules`: 16 trailing bytes"},
-      {SectionId::kRoutes, "section `routes`: 40 trailing bytes"},
+      {SectionId::kRoutes, "section `routes`: 44 trailing bytes"},
       {SectionId::kParams, "section `params`: 8 trailing bytes"},
       {SectionId::kCode, "section `code`: 8 trailing bytes"},
   };
@@ -770,7 +770,7 @@ TEST(BundleLoadTest, RegexMemoryIsBounded) {
 
 // ---- Disassembly ------------------------------------------------------------------
 
-constexpr char kSampleListing[] = R"(bundle `healthcare` format 1 compiler `vakt 0.1.0`
+constexpr char kSampleListing[] = R"(bundle `healthcare` format 2 compiler `vakt 0.1.0`
 source sha256 00070e151c232a31383f464d545b626970777e858c939aa1a8afb6bdc4cbd2d9
 strings 28, ints 2, regexes 1, claim paths 1, rules 2, params 1
 trie nodes 5, edges 3, methods 3; code 27
@@ -916,7 +916,7 @@ TEST(BundleCorpus, Write) {
   empty.nodes[0].method_count = 0;
   write("valid_no_routes.bin", Serialize(empty));
   write("broken_truncated.bin", sample.substr(0, sample.size() / 2));
-  write("broken_header_only.bin", sample.substr(0, 184));
+  write("broken_header_only.bin", sample.substr(0, 208));
   std::string x = sample;
   x[0] = 'X';
   write("broken_magic.bin", x);

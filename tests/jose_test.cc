@@ -379,6 +379,135 @@ TEST_F(Keys, MutationsNeverCrashOrForge) {
   }
 }
 
+// ---- legacy mode (policies outside FAPI) and JWKS skipping ----
+
+TEST(Alg, LegacyAddsOnlyRs256) {
+  EXPECT_FALSE(ParseAlg("RS256").ok());
+  EXPECT_EQ(*ParseAlg("RS256", /*allow_legacy=*/true), JwsAlg::kRS256);
+  EXPECT_EQ(*ParseAlg("PS256", true), JwsAlg::kPS256);
+  EXPECT_EQ(*ParseAlg("ES256", true), JwsAlg::kES256);
+  EXPECT_EQ(*ParseAlg("EdDSA", true), JwsAlg::kEdDSA);
+  EXPECT_STREQ(JwsAlgName(JwsAlg::kRS256), "RS256");
+  for (const char* a : {"none", "None", "", "HS256", "HS384", "HS512", "RS384", "RS512", "rs256",
+                        "RS256 ", "PS384", "ES384", "ES256K"}) {
+    auto r = ParseAlg(a, true);
+    EXPECT_FALSE(r.ok()) << a;
+    EXPECT_NE(r.status().message().find("not allowed"), std::string::npos);
+  }
+}
+
+TEST_F(Keys, LegacyJwkOptions) {
+  JwkOptions legacy;
+  legacy.legacy = true;
+  // RSA 1024: refused under FAPI, accepted in legacy mode; 512 never.
+  PkeyPtr small(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{1024}));
+  EXPECT_EQ(ParseJwk(PublicJwk(small.get())).status().code(), StatusCode::kUnsupported);
+  auto k1024 = ParseJwk(PublicJwk(small.get()), legacy);
+  ASSERT_TRUE(k1024.ok()) << k1024.status().ToString();
+  EXPECT_EQ(k1024->bits(), 1024);
+  EXPECT_EQ(k1024->alg(), JwsAlg::kPS256);  // no `alg`: stays PS256
+  PkeyPtr tiny(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{512}));
+  EXPECT_EQ(ParseJwk(PublicJwk(tiny.get()), legacy).status().code(), StatusCode::kUnsupported);
+  // An RSA key declaring RS256 is an RS256 key, in legacy mode only.
+  std::string rs = PublicJwk(rsa_, R"(,"alg":"RS256")");
+  EXPECT_EQ(ParseJwk(rs).status().code(), StatusCode::kUnsupported);
+  auto rs_key = ParseJwk(rs, legacy);
+  ASSERT_TRUE(rs_key.ok()) << rs_key.status().ToString();
+  EXPECT_EQ(rs_key->alg(), JwsAlg::kRS256);
+  EXPECT_EQ(ParseJwk(PublicJwk(rsa_, R"(,"alg":"PS256")"), legacy)->alg(), JwsAlg::kPS256);
+  // Legacy never makes RS256 of another key type, nor accepts private members.
+  EXPECT_FALSE(ParseJwk(PublicJwk(ec_, R"(,"alg":"RS256")"), legacy).ok());
+  EXPECT_FALSE(ParseJwk(PublicJwk(rsa_, R"(,"alg":"RS384")"), legacy).ok());
+  EXPECT_FALSE(ParseJwk(PublicJwk(rsa_, R"(,"alg":"RS256","d":"AQAB")"), legacy).ok());
+  JwkOptions tooling;
+  tooling.allow_private = true;
+  EXPECT_TRUE(ParseJwk(PublicJwk(ec_, R"(,"d":"AQAB")"), tooling).ok());
+}
+
+TEST_F(Keys, Rs256RoundTripAndNoConfusionWithPs256) {
+  JwkOptions legacy;
+  legacy.legacy = true;
+  auto rs_key = ParseJwk(PublicJwk(rsa_, R"(,"alg":"RS256")"), legacy);
+  auto ps_key = ParseJwk(PublicJwk(rsa_));
+  ASSERT_TRUE(rs_key.ok());
+  ASSERT_TRUE(ps_key.ok());
+  auto rs = SignJws(rsa_, JwsAlg::kRS256, R"({"alg":"RS256"})", R"({"sub":"a"})");
+  ASSERT_TRUE(rs.ok()) << rs.status().ToString();
+  auto jws = ParseCompactJws(*rs);
+  ASSERT_TRUE(jws.ok());
+  EXPECT_TRUE(VerifyJws(*rs_key, JwsAlg::kRS256, jws->signing_input, jws->signature).ok());
+  std::string input(jws->signing_input);
+  input.back() ^= 1;
+  EXPECT_FALSE(VerifyJws(*rs_key, JwsAlg::kRS256, input, jws->signature).ok());
+  // The same RSA key without `alg` is a PS256 key: RS256 does not verify with it.
+  EXPECT_FALSE(VerifyJws(*ps_key, JwsAlg::kRS256, jws->signing_input, jws->signature).ok());
+  EXPECT_FALSE(VerifyJws(*ps_key, JwsAlg::kPS256, jws->signing_input, jws->signature).ok());
+  // A PS256 signature does not pass as RS256.
+  auto ps = SignJws(rsa_, JwsAlg::kPS256, R"({"alg":"PS256"})", R"({"sub":"a"})");
+  ASSERT_TRUE(ps.ok());
+  auto pjws = ParseCompactJws(*ps);
+  ASSERT_TRUE(pjws.ok());
+  EXPECT_FALSE(VerifyJws(*rs_key, JwsAlg::kRS256, pjws->signing_input, pjws->signature).ok());
+  EXPECT_FALSE(SignJws(ec_, JwsAlg::kRS256, "{}", "{}").ok());
+  // Key selection keeps RS256 and PS256 keys of one kid apart.
+  std::string jwks = "{\"keys\":[" + PublicJwk(rsa_, R"(,"kid":"r","alg":"RS256")") + "," +
+                     PublicJwk(rsa_, R"(,"kid":"r")") + "]}";
+  JwksOptions options;
+  options.legacy = true;
+  auto keys = ParseJwks(jwks, options);
+  ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+  EXPECT_EQ((*SelectKey(*keys, "r", JwsAlg::kRS256))->alg(), JwsAlg::kRS256);
+  EXPECT_EQ((*SelectKey(*keys, "r", JwsAlg::kPS256))->alg(), JwsAlg::kPS256);
+  EXPECT_FALSE(ParseJwks(jwks).ok());  // RS256 outside legacy mode
+}
+
+TEST_F(Keys, JwksSkipsUnsupportedKeysAndReportsThem) {
+  PkeyPtr p384(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"));
+  std::string jwk384 = R"({"kty":"EC","crv":"P-384","kid":"p384","x":")" +
+                       Bn(p384.get(), OSSL_PKEY_PARAM_EC_PUB_X, 48) + R"(","y":")" +
+                       Bn(p384.get(), OSSL_PKEY_PARAM_EC_PUB_Y, 48) + R"("})";
+  PkeyPtr small(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{1024}));
+  std::string jwks = "{\"keys\":[" R"({"kty":"oct","kid":"hmac","k":"AQAB"},)" + jwk384 + "," +
+                     PublicJwk(rsa_, R"(,"kid":"enc","use":"enc")") + "," +
+                     PublicJwk(rsa_, R"(,"kid":"rs","alg":"RS256")") + "," +
+                     PublicJwk(small.get(), R"(,"kid":"weak")") + "," +
+                     R"({"kty":"OKP","crv":"X25519","x":")" + Base64UrlEncode(std::string(32, 'a')) +
+                     "\"}," + PublicJwk(ec_, R"(,"kid":"good")") + "]}";
+  EXPECT_FALSE(ParseJwks(jwks).ok());  // strict by default
+  JwksOptions skip;
+  skip.skip_unsupported = true;
+  std::vector<std::string> skipped;
+  auto keys = ParseJwks(jwks, skip, &skipped);
+  ASSERT_TRUE(keys.ok()) << keys.status().ToString();
+  ASSERT_EQ(keys->size(), 1u);
+  EXPECT_EQ((*keys)[0].kid(), "good");
+  EXPECT_EQ(skipped, (std::vector<std::string>{"hmac", "p384", "enc", "rs", "weak", "#5"}));
+  // Legacy keeps the RS256 and 1024-bit keys.
+  skip.legacy = true;
+  skipped.clear();
+  keys = ParseJwks(jwks, skip, &skipped);
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ(keys->size(), 3u);
+  EXPECT_EQ(skipped, (std::vector<std::string>{"hmac", "p384", "enc", "#5"}));
+  // Never skipped: private members (even in a key of an unsupported curve)
+  // and malformed keys.
+  skip.legacy = false;
+  for (const std::string& bad :
+       {PublicJwk(ec_, R"(,"d":"AQAB")"),
+        std::string(R"({"kty":"EC","crv":"P-384","d":"AQAB","x":"AQAB","y":"AQAB"})"),
+        std::string(R"({"kty":"EC","crv":"P-256","x":"AQAB","y":"AQAB"})"),
+        std::string(R"({"kty":"RSA","n":"AQAB"})"), std::string("[]"), std::string("7")}) {
+    SCOPED_TRACE(bad);
+    auto r = ParseJwks("{\"keys\":[" + bad + "," + PublicJwk(ec_) + "]}", skip);
+    EXPECT_FALSE(r.ok());
+  }
+  auto priv = ParseJwks("{\"keys\":[" + PublicJwk(ec_, R"(,"kid":"x","q":"AQAB")") + "]}", skip);
+  ASSERT_FALSE(priv.ok());
+  EXPECT_NE(priv.status().message().find("private"), std::string::npos);
+  EXPECT_NE(priv.status().message().find("jwks: key 0 (kid `x`): "), std::string::npos)
+      << priv.status().ToString();
+}
+
 // ---- thumbprints ----
 
 TEST(Thumbprint, Rfc7638Section31) {

@@ -60,6 +60,8 @@ std::string JwkFromFields(simdjson::dom::element pk, JwsAlg alg) {
              R"(","e":")" + Base64UrlEncode(strip(Hex(field("publicExponent")))) + R"("})";
     case JwsAlg::kEdDSA:
       return R"({"kty":"OKP","crv":"Ed25519","x":")" + Base64UrlEncode(Hex(field("pk"))) + R"("})";
+    case JwsAlg::kRS256:  // legacy only; no vectors are run for it
+      break;
   }
   return "{}";
 }
