@@ -173,29 +173,39 @@ Status SetUpToken(const Compilation& c, const dsl::ast::Test& t, Fixture& fx,
   }
   if (t.has_cert) req.client_cert = t.cert == "other" ? fx.cert_other->cert_pem : fx.cert->cert_pem;
   if (!t.revoke_json.empty()) {
-    ojson r = ojson::parse(t.revoke_json, nullptr, false);
-    if (!r.is_object()) return InvalidArgument("`revoke` takes a JSON object");
-    for (auto& [k, v] : r.items()) {
-      if (k == "jti" && v.is_array()) {
-        for (const auto& j : v) {
-          if (j.is_string()) out.revoked.RevokeJti(j.get<std::string>());
-        }
-      } else if ((k == "sub" || k == "client_id") && v.is_object()) {
-        for (auto& [who, cutoff] : v.items()) {
-          if (!cutoff.is_number_integer()) return InvalidArgument("revocation cut-offs are unix times");
-          if (k == "sub") out.revoked.RevokeSubject(who, cutoff.get<int64_t>());
-          else out.revoked.RevokeClient(who, cutoff.get<int64_t>());
-        }
-      } else {
-        return InvalidArgument(
-            "`revoke` takes {\"jti\": [...], \"sub\": {NAME: CUTOFF}, \"client_id\": {...}}");
-      }
-    }
+    if (Status st = ParseRevocationsJson(t.revoke_json, &out.revoked); !st.ok()) return st;
   }
   return Status::Ok();
 }
 
 }  // namespace
+
+Status ParseRevocationsJson(std::string_view json, bytecode::RevocationSet* out) {
+  ojson r = ojson::parse(json, nullptr, false);
+  if (!r.is_object()) return InvalidArgument("revocations must be a JSON object");
+  const char* kShape =
+      "revocations take {\"jti\": [...], \"sub\": {NAME: CUTOFF}, \"client_id\": {NAME: CUTOFF}}";
+  for (auto& [k, v] : r.items()) {
+    if (k == "jti" && v.is_array()) {
+      for (const auto& j : v) {
+        if (!j.is_string()) return InvalidArgument(kShape);
+        out->RevokeJti(j.get<std::string>());
+      }
+    } else if ((k == "sub" || k == "client_id") && v.is_object()) {
+      for (auto& [who, cutoff] : v.items()) {
+        if (!cutoff.is_number_integer()) return InvalidArgument("revocation cut-offs are unix times");
+        if (k == "sub") {
+          out->RevokeSubject(who, cutoff.get<int64_t>());
+        } else {
+          out->RevokeClient(who, cutoff.get<int64_t>());
+        }
+      }
+    } else {
+      return InvalidArgument(kShape);
+    }
+  }
+  return Status::Ok();
+}
 
 std::vector<TestOutcome> RunPolicyTests(const Compilation& c) {
   std::vector<TestOutcome> out;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "bytecode/revocation.h"
 #include "compiler/compile.h"
 
 namespace vakt::compiler {
@@ -20,6 +21,11 @@ struct TestOutcome {
 
 // REQUIRES: c.bytes is a bundle built from c (no compile errors).
 std::vector<TestOutcome> RunPolicyTests(const Compilation& c);
+
+// A revocation set from JSON: {"jti": ["id", ...], "sub": {"name": cutoff},
+// "client_id": {"name": cutoff}} (cut-offs in unix seconds). Used by test
+// `revoke { ... }` items and `vakt eval --revoked FILE`.
+Status ParseRevocationsJson(std::string_view json, bytecode::RevocationSet* out);
 
 // "allow" or "deny 403 access_denied" for messages.
 std::string DescribeDecision(bool allow, int status, const std::string& error);

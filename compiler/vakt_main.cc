@@ -46,7 +46,7 @@ const char* kUsageText =
     "  check FILES|DIRS... [--budget N]    report every diagnostic; exit 1 on errors\n"
     "  build FILES|DIRS... -o OUT.vkb      compile to a bundle [--budget N] [--name NAME]\n"
     "  test FILES|DIRS... [-v] [--budget N] run the policy tests written beside the policy\n"
-    "  eval BUNDLE|FILES... --request REQ.json [--claims CLAIMS.json]\n"
+    "  eval BUNDLE|FILES... --request REQ.json [--claims CLAIMS.json | --revoked REVOKED.json]\n"
     "       [--response RESP.json] [--now UNIX] [--budget N]   print the decision as JSON\n"
     "  disasm BUNDLE|FILES... [--budget N] print a bundle's tables and code\n"
     "  fmt [--check] FILES|DIRS...         format sources in place (or check)\n"
@@ -343,7 +343,8 @@ std::shared_ptr<const bytecode::Bundle> LoadOrCompile(const std::vector<std::str
 int CmdEval(int argc, char** argv) {
   Args a;
   std::string err;
-  if (!ParseArgs(argc, argv, 2, {"--request", "--claims", "--response", "--now", "--budget"}, {}, &a,
+  if (!ParseArgs(argc, argv, 2,
+                 {"--request", "--claims", "--response", "--now", "--budget", "--revoked"}, {}, &a,
                  &err)) {
     return Usage(err);
   }
@@ -403,12 +404,42 @@ int CmdEval(int argc, char** argv) {
     }
     resp = std::move(r).value();
   }
+  bytecode::RevocationSet revoked;
+  if (const auto* rv = a.Flag("--revoked")) {
+    if (claims) return Usage("--revoked applies to real tokens, not to --claims");
+    if (!ReadAll(*rv, &text, &err)) {
+      std::cerr << "vakt: " << err << "\n";
+      return kFail;
+    }
+    if (Status st = compiler::ParseRevocationsJson(text, &revoked); !st.ok()) {
+      std::cerr << "vakt: " << *rv << ": " << st.message() << "\n";
+      return kFail;
+    }
+  }
   bytecode::EvalScratch scratch;
+  bytecode::Decision d;
+  // Without --claims the request's own token (and DPoP proof or client
+  // certificate) is authenticated on fapi2 routes, as an agent does.
+  bytecode::ReplayCache replay(4096, 600);
+  std::shared_ptr<const bytecode::VerifiedToken> verified;
+  if (!claims && !req->has_time) {
+    req->time = static_cast<int64_t>(std::time(nullptr));
+    req->has_time = true;
+  }
   bytecode::HttpRequest view = req->View();
-  bytecode::Decision d = bytecode::DecideRequest(*bundle, view, claims.get(), scratch);
+  if (claims) {
+    d = bytecode::DecideRequest(*bundle, view, claims.get(), scratch);
+  } else {
+    bytecode::AuthEnv env;
+    env.replay = &replay;
+    env.revoked = &revoked;
+    d = bytecode::Decide(*bundle, view, env, scratch, &verified);
+  }
   if (d.allow && resp) {
     bytecode::HttpResponse rv = resp->View();
-    d = bytecode::DecideResponse(*bundle, view, claims.get(), rv, scratch);
+    const bytecode::ClaimsProvider* used =
+        claims ? claims.get() : (verified ? verified->claims.get() : nullptr);
+    d = bytecode::DecideResponse(*bundle, view, used, rv, scratch);
   }
   std::cout << bytecode::DecisionToJson(d) << "\n";
   return kOk;
