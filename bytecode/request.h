@@ -91,8 +91,33 @@ TargetError Normalize(const HttpRequest& req, NormalizedRequest& out);
 // True if `s` is valid UTF-8 (no overlongs, no surrogates).
 bool IsValidUtf8(std::string_view s);
 
+// Client certificates. CertThumbprint sits on the path of every
+// certificate-bound request, so it decodes the PEM by hand and checks the
+// DER framing instead of running a full X.509 parse: its cost is the SHA-256
+// plus one linear pass over the text.
+inline constexpr size_t kMaxCertPemBytes = 16 * 1024;  // whole PEM input
+// A URL-encoded PEM is at most three times as long as the PEM itself.
+inline constexpr size_t kMaxEscapedCertBytes = 3 * kMaxCertPemBytes;
+
 // base64url (no padding) SHA-256 of the DER of the first certificate in
-// `pem`, as in RFC 8705 x5t#S256. Error if `pem` is not a certificate.
+// `pem`, as in RFC 8705 x5t#S256. Strict: the input (at most
+// kMaxCertPemBytes) starts with the line "-----BEGIN CERTIFICATE-----";
+// then lines of the base64 alphabet only, each ended by "\n" or "\r\n",
+// with canonical padding (one or two '=' ending the base64 text); then the
+// line "-----END CERTIFICATE-----", ended by a line break or the input.
+// Whatever follows (a chain's next certificate) is ignored. The DER must be
+// a SEQUENCE of SEQUENCE, SEQUENCE, BIT STRING, each with a minimal
+// definite length, covering exactly the decoded bytes. kInvalidArgument
+// otherwise. O(input); allocates only the result (it decodes into 12 KiB of
+// stack).
 Result<std::string> CertThumbprint(std::string_view pem);
+
+// Undoes the URL encoding a proxy applies to the client certificate it
+// forwards in a header (nginx $ssl_client_escaped_cert, Envoy's XFCC
+// Cert=): every "%XX" becomes its byte; '+' stays '+' (it is a base64
+// character, not a space). Refuses an invalid escape, a NUL byte, an input
+// over kMaxEscapedCertBytes and a result over kMaxCertPemBytes. Does not
+// check that the result is a certificate: pass it to CertThumbprint.
+Result<std::string> UnescapeProxyCertificate(std::string_view escaped);
 
 }  // namespace vakt::bytecode

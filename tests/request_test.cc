@@ -8,6 +8,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <cctype>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -380,6 +382,359 @@ TEST(CertThumbprint, Errors) {
       CertThumbprint("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n").ok());
   auto r = CertThumbprint("junk");
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+}
+
+// ---- The strict PEM reader behind CertThumbprint ----
+//
+// Certificates of both key types FAPI clients use, made here with OpenSSL;
+// the expected thumbprint is computed independently by OpenSSL's own PEM
+// and DER code (PEM_read_bio_X509 + i2d_X509 + SHA-256).
+
+std::string SelfSignedPem(EVP_PKEY* key, long serial) {
+  X509* x = X509_new();
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+  X509_gmtime_adj(X509_getm_notBefore(x), 0);
+  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+  X509_NAME* name = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("client.example"), -1, -1, 0);
+  X509_set_issuer_name(x, name);
+  X509_set_pubkey(x, key);
+  EXPECT_GT(X509_sign(x, key, EVP_sha256()), 0);
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(bio, x);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  std::string pem(data, static_cast<size_t>(len));
+  BIO_free(bio);
+  X509_free(x);
+  return pem;
+}
+
+// The independent oracle: OpenSSL parses the PEM, re-encodes the DER, and
+// the digest is base64url-encoded with EVP_EncodeBlock. "" if OpenSSL
+// refuses the PEM.
+std::string OpenSslThumbprint(std::string_view pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  X509* x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (x == nullptr) return "";
+  unsigned char* der = nullptr;
+  int der_len = i2d_X509(x, &der);
+  X509_free(x);
+  unsigned char md[32];
+  unsigned int md_len = 0;
+  EVP_Digest(der, static_cast<size_t>(der_len), md, &md_len, EVP_sha256(), nullptr);
+  OPENSSL_free(der);
+  unsigned char b64[64];
+  int n = EVP_EncodeBlock(b64, md, 32);
+  std::string t(reinterpret_cast<char*>(b64), static_cast<size_t>(n));
+  for (char& c : t) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  while (!t.empty() && t.back() == '=') t.pop_back();
+  return t;
+}
+
+// The DER inside a PEM certificate, through OpenSSL.
+std::string DerOf(std::string_view pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  X509* x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  unsigned char* der = nullptr;
+  int der_len = i2d_X509(x, &der);
+  X509_free(x);
+  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(der_len));
+  OPENSSL_free(der);
+  return out;
+}
+
+// Any bytes as a PEM block with `label`, base64 lines of `width` characters.
+std::string ToPem(std::string_view der, std::string_view label = "CERTIFICATE", size_t width = 64) {
+  std::string b64(4 * ((der.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
+                          reinterpret_cast<const unsigned char*>(der.data()),
+                          static_cast<int>(der.size()));
+  b64.resize(static_cast<size_t>(n));
+  std::string pem = "-----BEGIN " + std::string(label) + "-----\n";
+  for (size_t i = 0; i < b64.size(); i += width) pem += b64.substr(i, width) + "\n";
+  return pem + "-----END " + std::string(label) + "-----\n";
+}
+
+std::string Replace(std::string s, std::string_view from, std::string_view to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+    s.replace(at, from.size(), to);
+  }
+  return s;
+}
+
+class CertPem : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    EVP_PKEY* rsa = EVP_RSA_gen(2048);
+    EVP_PKEY* ec = EVP_EC_gen("P-256");
+    ASSERT_NE(rsa, nullptr);
+    ASSERT_NE(ec, nullptr);
+    rsa_pem_ = new std::string(SelfSignedPem(rsa, 1));
+    ec_pem_ = new std::string(SelfSignedPem(ec, 2));
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(ec);
+  }
+  static void TearDownTestSuite() {
+    delete rsa_pem_;
+    delete ec_pem_;
+  }
+  // Expects CertThumbprint(pem) to succeed with OpenSSL's thumbprint of `of`.
+  static void ExpectThumbprint(std::string_view pem, std::string_view of) {
+    std::string want = OpenSslThumbprint(of);
+    ASSERT_EQ(want.size(), 43u);
+    auto got = CertThumbprint(pem);
+    ASSERT_TRUE(got.ok()) << got.status().ToString() << "\n" << pem;
+    EXPECT_EQ(*got, want);
+  }
+  // Expects a refusal whose message contains `why`.
+  static void ExpectRefused(std::string_view pem, std::string_view why) {
+    auto got = CertThumbprint(pem);
+    ASSERT_FALSE(got.ok()) << pem;
+    EXPECT_EQ(got.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(got.status().message().find(why), std::string::npos) << got.status().message();
+  }
+  static std::string* rsa_pem_;
+  static std::string* ec_pem_;
+};
+std::string* CertPem::rsa_pem_ = nullptr;
+std::string* CertPem::ec_pem_ = nullptr;
+
+TEST_F(CertPem, RsaAndEcCertificates) {
+  ExpectThumbprint(*rsa_pem_, *rsa_pem_);
+  ExpectThumbprint(*ec_pem_, *ec_pem_);
+  EXPECT_NE(*CertThumbprint(*rsa_pem_), *CertThumbprint(*ec_pem_));
+}
+
+TEST_F(CertPem, LineEndings) {
+  for (const std::string* pem : {rsa_pem_, ec_pem_}) {
+    ASSERT_EQ(pem->back(), '\n');
+    ExpectThumbprint(pem->substr(0, pem->size() - 1), *pem);  // no final newline
+    ExpectThumbprint(Replace(*pem, "\n", "\r\n"), *pem);      // CRLF
+    std::string crlf = Replace(*pem, "\n", "\r\n");
+    ExpectThumbprint(crlf.substr(0, crlf.size() - 2), *pem);  // CRLF, no final one
+    // CRLF and LF mixed, line by line.
+    std::string mixed = *pem;
+    mixed.replace(mixed.find('\n'), 1, "\r\n");
+    ExpectThumbprint(mixed, *pem);
+  }
+}
+
+TEST_F(CertPem, AnyLineWidth) {
+  // Groups of four characters may straddle lines (76 is MIME's width).
+  std::string der = DerOf(*rsa_pem_);
+  for (size_t width : {1u, 2u, 3u, 5u, 7u, 63u, 64u, 76u, 4096u}) {
+    SCOPED_TRACE(width);
+    ExpectThumbprint(ToPem(der, "CERTIFICATE", width), *rsa_pem_);
+  }
+}
+
+TEST_F(CertPem, PaddingOfEveryLength) {
+  // DER of length 0, 1 and 2 mod 3: no padding, "==" and "=". The body is
+  // a Certificate's framing with a BIT STRING of growing length.
+  for (size_t extra = 0; extra < 3; ++extra) {
+    std::string sig = std::string(1, '\0') + std::string(1 + extra, 'S');
+    std::string inner =
+        std::string("\x30\x00\x30\x00\x03", 5) + static_cast<char>(sig.size()) + sig;
+    std::string der = "\x30" + std::string(1, static_cast<char>(inner.size())) + inner;
+    SCOPED_TRACE(der.size());
+    auto got = CertThumbprint(ToPem(der));
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(got->size(), 43u);
+  }
+}
+
+TEST_F(CertPem, FirstOfTwoCertificates) {
+  ExpectThumbprint(*ec_pem_ + *rsa_pem_, *ec_pem_);
+  ExpectThumbprint(*rsa_pem_ + *ec_pem_, *rsa_pem_);
+  ExpectThumbprint(*rsa_pem_ + "trailing text is not read", *rsa_pem_);
+}
+
+TEST_F(CertPem, Garbage) {
+  ExpectRefused("", "BEGIN CERTIFICATE");
+  ExpectRefused("not a certificate", "BEGIN CERTIFICATE");
+  ExpectRefused(std::string("\x30\x82\x01\x00\xff\x00", 6), "BEGIN CERTIFICATE");
+  ExpectRefused(DerOf(*ec_pem_), "BEGIN CERTIFICATE");  // DER, not PEM
+  ExpectRefused(" " + *ec_pem_, "BEGIN CERTIFICATE");   // nothing before the BEGIN line
+  ExpectRefused("explanatory text\n" + *ec_pem_, "BEGIN CERTIFICATE");
+  ExpectRefused("-----BEGIN CERTIFICATE-----", "text after the BEGIN line");
+  ExpectRefused("-----BEGIN CERTIFICATE-----x\n", "text after the BEGIN line");
+  ExpectRefused("-----BEGIN CERTIFICATE-----\n", "END CERTIFICATE");
+  ExpectRefused("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", "empty base64 body");
+  // No END line, or a broken one.
+  ExpectRefused(ec_pem_->substr(0, ec_pem_->find("-----END")), "END CERTIFICATE");
+  ExpectRefused(ec_pem_->substr(0, ec_pem_->find("-----END") - 1), "END CERTIFICATE");
+  ExpectRefused(Replace(*ec_pem_, "-----END CERTIFICATE-----", "-----END CERTIFICATE----- x"),
+                "END CERTIFICATE");
+  ExpectRefused(ec_pem_->substr(0, ec_pem_->size() - 1) + "\r", "END CERTIFICATE");
+}
+
+TEST_F(CertPem, WrongLabel) {
+  std::string der = DerOf(*ec_pem_);
+  ExpectRefused(ToPem(der, "PRIVATE KEY"), "BEGIN CERTIFICATE");
+  ExpectRefused(ToPem(der, "TRUSTED CERTIFICATE"), "BEGIN CERTIFICATE");
+  ExpectRefused(ToPem(der, "X509 CRL"), "BEGIN CERTIFICATE");
+  ExpectRefused(ToPem(der, "CERTIFICATE REQUEST"), "BEGIN CERTIFICATE");
+  ExpectRefused(Replace(*ec_pem_, "-----BEGIN CERTIFICATE-----", "-----BEGIN certificate-----"),
+                "BEGIN CERTIFICATE");
+  ExpectRefused(Replace(*ec_pem_, "-----END CERTIFICATE-----", "-----END PRIVATE KEY-----"),
+                "END CERTIFICATE");
+}
+
+TEST_F(CertPem, BadBase64) {
+  std::string pem = *rsa_pem_;
+  size_t body = pem.find('\n') + 1;
+  auto with = [&](size_t at, std::string_view text) {
+    std::string p = pem;
+    p.replace(at, 1, text);
+    return p;
+  };
+  ExpectRefused(with(body + 10, "*"), "base64 alphabet");
+  ExpectRefused(with(body + 10, "-"), "base64 alphabet");  // base64url is not PEM's alphabet
+  ExpectRefused(with(body + 10, "_"), "base64 alphabet");
+  ExpectRefused(with(body + 10, " "), "base64 alphabet");
+  ExpectRefused(with(body + 10, "\t"), "base64 alphabet");
+  ExpectRefused(with(body + 10, "\r"), "base64 alphabet");  // a lone CR
+  ExpectRefused(with(body + 10, std::string_view("\0", 1)), "base64 alphabet");
+  ExpectRefused(with(body + 10, "\xc3"), "base64 alphabet");
+  ExpectRefused(with(body + 8, "="), "padding");   // padding inside a line
+  ExpectRefused(with(body + 63, "="), "padding");  // at the end of a line, not the last
+  ExpectRefused(with(body + 64, "\n\n"), "empty line");
+  ExpectRefused(with(body + 64, "\n \n"), "base64 alphabet");
+  ExpectRefused(with(body + 64, "\n\r\n"), "empty line");
+  ExpectRefused(with(body + 64, "\nQQ\n"), "base64");  // four characters too many or few
+
+  // Padding: "xx==" and "xxx=" only, at the very end, with the unused bits
+  // zero (canonical), and the length a multiple of four.
+  std::string der10 = std::string("\x30\x08\x30\x00\x30\x00\x03\x02\x00\x01", 10);
+  std::string p10 = ToPem(der10);  // "MAgwADAAAwIAAQ=="
+  ASSERT_TRUE(CertThumbprint(p10).ok()) << p10;
+  ExpectRefused(Replace(p10, "AQ==", "AR=="), "non-canonical");
+  ExpectRefused(Replace(p10, "AQ==", "AQ="), "padding");
+  ExpectRefused(Replace(p10, "AQ==", "AQ"), "multiple of 4");
+  ExpectRefused(Replace(p10, "AQ==", "AQ==="), "padding");
+  // A group may straddle a line break, its padding too.
+  EXPECT_EQ(*CertThumbprint(Replace(p10, "AQ==", "AQ\n==")), *CertThumbprint(p10));
+  std::string der11 = std::string("\x30\x09\x30\x00\x30\x00\x03\x03\x00\x01\x02", 11);
+  std::string p11 = ToPem(der11);  // "MAkwADAAAwMAAQI="
+  ASSERT_TRUE(CertThumbprint(p11).ok()) << p11;
+  ExpectRefused(Replace(p11, "AQI=", "AQJ="), "non-canonical");
+  ExpectRefused(Replace(p11, "AQI=", "AQI"), "multiple of 4");
+  ExpectRefused(Replace(p11, "AQI=", "AQI=\nAAAA"), "after the padding");
+}
+
+TEST_F(CertPem, EveryPositionChecked) {
+  // A byte just outside the alphabet's ranges, NUL, non-ASCII, the
+  // base64url characters: refused wherever it stands in the body (the
+  // vectorised blocks and the scalar tail alike).
+  const std::string pem = *ec_pem_;
+  size_t body = pem.find('\n') + 1;
+  size_t end = pem.find("-----END");
+  for (char bad : {'@', '[', '`', '{', '*', ',', '.', ':', '-', '_', ' ', '\0', '\x80', '\xff'}) {
+    for (size_t at = body; at < end; ++at) {
+      if (pem[at] == '\n' || pem[at] == '=') continue;
+      std::string p = pem;
+      p[at] = bad;
+      ASSERT_FALSE(CertThumbprint(p).ok()) << "byte " << int(bad) << " at " << at;
+    }
+  }
+}
+
+TEST_F(CertPem, DerFraming) {
+  std::string der = DerOf(*rsa_pem_);
+  ASSERT_EQ(static_cast<unsigned char>(der[1]), 0x82);  // a two-byte long-form length
+  // Truncated DER: the outer length no longer covers the bytes.
+  for (size_t cut : {1u, 2u, 3u, 10u, 100u}) {
+    ExpectRefused(ToPem(der.substr(0, der.size() - cut)), "SEQUENCE covering");
+  }
+  ExpectRefused(ToPem(der.substr(0, 2)), "SEQUENCE covering");
+  ExpectRefused(ToPem(der.substr(0, 1)), "SEQUENCE covering");
+  ExpectRefused(ToPem(der + std::string(1, '\0')), "SEQUENCE covering");  // a byte too many
+  // Not a SEQUENCE, an indefinite or a non-minimal length.
+  ExpectRefused(ToPem("\x31" + der.substr(1)), "SEQUENCE covering");
+  ExpectRefused(ToPem(std::string("\x30\x80\x30\x00\x30\x00\x03\x01\x00\x00\x00", 11)),
+                "SEQUENCE covering");
+  ExpectRefused(ToPem(std::string("\x30\x81\x07\x30\x00\x30\x00\x03\x01\x00", 10)),
+                "SEQUENCE covering");
+  ExpectRefused(ToPem(std::string("\x30\x82\x00\x07\x30\x00\x30\x00\x03\x01\x00", 11)),
+                "SEQUENCE covering");
+  ExpectRefused(ToPem(std::string("\x30\x83\x00\x00\x07\x30\x00\x30\x00\x03\x01\x00", 12)),
+                "SEQUENCE covering");
+  // A SEQUENCE, but not of the three parts of a Certificate.
+  ExpectRefused(ToPem(std::string("\x30\x03\x02\x01\x00", 5)), "tbsCertificate");
+  ExpectRefused(ToPem(std::string("\x30\x04\x30\x00\x02\x00", 6)), "signatureAlgorithm");
+  ExpectRefused(ToPem(std::string("\x30\x06\x30\x00\x30\x00\x04\x00", 8)), "BIT STRING");
+  ExpectRefused(ToPem(std::string("\x30\x06\x30\x00\x30\x00\x03\x00", 8)), "BIT STRING");
+  ExpectRefused(ToPem(std::string("\x30\x07\x30\x00\x30\x00\x03\x01\x08", 9)), "BIT STRING");
+  ExpectRefused(ToPem(std::string("\x30\x09\x30\x00\x30\x00\x03\x01\x00\x05\x00", 11)),
+                "after the signatureValue");
+  // An inner length running past the outer one.
+  ExpectRefused(ToPem(std::string("\x30\x07\x30\x05\x30\x00\x03\x01\x00", 9)),
+                "signatureAlgorithm");
+}
+
+TEST_F(CertPem, Oversize) {
+  // The whole input is bounded, even when the certificate is small.
+  ExpectRefused(*ec_pem_ + std::string(kMaxCertPemBytes, '\n'), "longer than 16384");
+  ExpectThumbprint(*ec_pem_ + std::string(kMaxCertPemBytes - ec_pem_->size(), '\n'), *ec_pem_);
+  // A certificate larger than the bound.
+  std::string big(kMaxCertPemBytes, 'B');
+  std::string der = "\x30\x82" + std::string(2, '\0') + big;
+  ExpectRefused(ToPem(der), "longer than 16384");
+  ExpectRefused(std::string(kMaxCertPemBytes + 1, 'A'), "longer than 16384");
+}
+
+TEST_F(CertPem, ProxyEscapedCertificate) {
+  // nginx's $ssl_client_escaped_cert escapes like a URI component: every
+  // byte but [A-Za-z0-9-._~] (so '+', '/', '=' and line breaks) as %XX.
+  auto escape = [](std::string_view s, bool lower) {
+    std::string out;
+    for (unsigned char c : s) {
+      if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+        out.push_back(static_cast<char>(c));
+      } else {
+        char buf[4];
+        std::snprintf(buf, sizeof buf, lower ? "%%%02x" : "%%%02X", c);
+        out += buf;
+      }
+    }
+    return out;
+  };
+  for (const std::string* pem : {rsa_pem_, ec_pem_}) {
+    for (bool lower : {false, true}) {
+      std::string escaped = escape(*pem, lower);
+      ASSERT_NE(escaped.find("%0"), std::string::npos);
+      auto unescaped = UnescapeProxyCertificate(escaped);
+      ASSERT_TRUE(unescaped.ok()) << unescaped.status().ToString();
+      EXPECT_EQ(*unescaped, *pem);
+      ExpectThumbprint(*unescaped, *pem);
+      // The escaped text itself is not PEM.
+      EXPECT_FALSE(CertThumbprint(escaped).ok());
+    }
+  }
+  // Envoy's XFCC escapes less; a literal '+' stays '+' (not a space).
+  EXPECT_EQ(*UnescapeProxyCertificate("a+b%2Bc%0A"), "a+b+c\n");
+  EXPECT_EQ(*UnescapeProxyCertificate(*ec_pem_), *ec_pem_);  // nothing escaped
+  EXPECT_EQ(*UnescapeProxyCertificate(""), "");
+  for (std::string_view bad : {"%", "%0", "abc%4", "%G0", "%0g", "%%41", "% 41"}) {
+    auto r = UnescapeProxyCertificate(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.status().message().find("invalid percent escape"), std::string::npos);
+  }
+  EXPECT_FALSE(UnescapeProxyCertificate("a%00b").ok());
+  EXPECT_FALSE(UnescapeProxyCertificate(std::string_view("a\0b", 3)).ok());
+  // Bounds: the escaped input and the unescaped PEM.
+  EXPECT_TRUE(UnescapeProxyCertificate(std::string(kMaxCertPemBytes, 'A')).ok());
+  EXPECT_FALSE(UnescapeProxyCertificate(std::string(kMaxCertPemBytes + 1, 'A')).ok());
+  std::string escaped_max;
+  for (size_t i = 0; i < kMaxCertPemBytes; ++i) escaped_max += "%41";
+  EXPECT_TRUE(UnescapeProxyCertificate(escaped_max).ok());
+  EXPECT_FALSE(UnescapeProxyCertificate(escaped_max + "A").ok());
+  EXPECT_FALSE(UnescapeProxyCertificate(escaped_max + "%41").ok());
 }
 
 }  // namespace
