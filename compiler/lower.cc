@@ -1258,6 +1258,15 @@ void Lowerer::LowerIssuer(const ast::Issuer& is, FileCtx* file, IrProgram& prog)
   }
   if (const ast::Setting* j = want("jwks", ast::ExprKind::kString)) {
     const Location& at = j->value->loc;
+    // The keys are judged on their own: a setting already reported (a
+    // missing url, bad algs, a leeway over the limit) must not make a good
+    // JWKS look unusable.
+    const std::string check_url = out.url.empty() ? "https://issuer.invalid" : out.url;
+    const std::string check_audience = out.audience.empty() ? "audience" : out.audience;
+    const uint32_t check_algs =
+        out.algs ? out.algs
+                 : AlgBit(JwsAlg::kPS256) | AlgBit(JwsAlg::kES256) | AlgBit(JwsAlg::kEdDSA);
+    const int64_t check_leeway = std::clamp<int64_t>(out.leeway, 0, bytecode::kMaxIssuerLeeway);
     if (!read_asset_) {
       Error(at, "cannot read " + Bt(j->value->text) + ": files cannot be read here");
       ok = false;
@@ -1267,8 +1276,8 @@ void Lowerer::LowerIssuer(const ast::Issuer& is, FileCtx* file, IrProgram& prog)
     } else if (text->size() > kMaxAssetBytes) {
       Error(at, "the JWKS " + Bt(j->value->text) + " is over the limit of 1 MiB");
       ok = false;
-    } else if (auto keys = bytecode::MakeIssuerKeys(out.name, out.url, out.audience, *text,
-                                                    out.algs, out.leeway, out.fapi);
+    } else if (auto keys = bytecode::MakeIssuerKeys(out.name, check_url, check_audience, *text,
+                                                    check_algs, check_leeway, out.fapi);
                !keys.ok()) {
       Error(at, "the JWKS " + Bt(j->value->text) + " is not usable: " + keys.status().message());
       ok = false;
@@ -1278,15 +1287,15 @@ void Lowerer::LowerIssuer(const ast::Issuer& is, FileCtx* file, IrProgram& prog)
       for (const auto& k : (*keys)->keys) {
         std::string kid = k.kid().empty() ? "(no kid)" : k.kid();
         if (k.kid().empty()) {
-          Warning(at, "a " + std::string(bytecode::JwsAlgName(k.alg())) +
-                          " key in the JWKS has no `kid`: tokens cannot select it");
+          Warning(at, std::string(bytecode::JwsAlgName(k.alg())) +
+                          " key in the JWKS without a `kid`: tokens cannot select it");
         }
         if (++kids[std::make_pair(k.kid(), static_cast<int>(k.alg()))] == 2) {
           Error(at, "the JWKS has two " + std::string(bytecode::JwsAlgName(k.alg())) +
                         " keys with kid " + Bt(kid) + ": tokens could not choose between them");
           ok = false;
         }
-        if (!(out.algs & AlgBit(k.alg()))) {
+        if (out.algs && !(out.algs & AlgBit(k.alg()))) {
           Warning(at, "key " + Bt(kid) + " (" + bytecode::JwsAlgName(k.alg()) +
                           ") is never used: `algs` does not allow " + bytecode::JwsAlgName(k.alg()));
         }
@@ -1307,6 +1316,12 @@ void Lowerer::LowerIssuer(const ast::Issuer& is, FileCtx* file, IrProgram& prog)
     }
   }
   if (!ok) return;
+  if (prog.issuers.size() >= bytecode::kMaxIssuers) {
+    // The bundle verifier refuses more: say so here, not at `vakt build`.
+    Error(is.loc,
+          "a policy may declare at most " + std::to_string(bytecode::kMaxIssuers) + " issuers");
+    return;
+  }
   pkg.issuers[is.name] = static_cast<uint32_t>(prog.issuers.size());
   prog.issuers.push_back(std::move(out));
 }

@@ -294,7 +294,14 @@ std::vector<TestOutcome> RunPolicyTests(const Compilation& c) {
           req->has_time = true;
         }
         setup = std::make_unique<TokenSetup>();
-        if (Status st = SetUpToken(c, t, fixture, *req, *setup); !st.ok()) {
+        Status st;
+        try {
+          st = SetUpToken(c, t, fixture, *req, *setup);
+        } catch (const nlohmann::json::exception& e) {
+          // A value of the wrong type in `token` or `dpop` (e.g. "iat": "soon").
+          st = InvalidArgument(std::string("a value has the wrong type: ") + e.what());
+        }
+        if (!st.ok()) {
           fail("cannot make the token: " + st.message());
           continue;
         }

@@ -248,3 +248,69 @@ TEST_F(Cli, FmtRewritesAndChecks) {
 }
 
 }  // namespace
+
+// FAPI 2.0: `vakt check` shows every loosening of the fapi2 profile as a
+// warning (exit 0), refuses one written without `loosen` (exit 1), and reads
+// an issuer's JWKS relative to the .vakt file that names it.
+TEST_F(Cli, CheckPrintsFapiLoosening) {
+  std::ifstream keys(std::string(VAKT_SOURCE_DIR) + "/examples/healthcare/keys/issuer.jwks.json",
+                     std::ios::binary);
+  std::stringstream jwks;
+  jwks << keys.rdbuf();
+  ASSERT_FALSE(jwks.str().empty());
+  Write("pol/keys/idp.jwks.json", jwks.str());
+  auto policy = [](const std::string& use) {
+    return "issuer idp {\n"
+           "  url = \"https://idp.example\"\n"
+           "  audience = \"https://api.example\"\n"
+           "  jwks = \"keys/idp.jwks.json\"\n"
+           "}\n"
+           "api a \"/v1\" {\n"
+           "  route r GET \"/x\" {\n"
+           "    " +
+           use +
+           "\n"
+           "  }\n"
+           "}\n";
+  };
+  std::string src =
+      Write("pol/p.vakt", policy("use fapi2 { loosen sender = \"none\" scope = \"read\" }"));
+  RunResult r = Vakt("check " + src);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find(src + ":8:17: warning: fapi2 loosened: tokens without a sender constraint "
+                             "(plain bearer tokens) are accepted\n"
+                             "      use fapi2 { loosen sender = \"none\" scope = \"read\" }\n"
+                             "                  ^\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("0 errors, 1 warning\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ok: 1 file, 1 route\n"), std::string::npos) << r.out;
+  // The directory form reads the same JWKS (and takes no .json for a policy).
+  r = Vakt("check " + (dir_ / "pol").string());
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("fapi2 loosened"), std::string::npos) << r.out;
+
+  // The same loosening without `loosen`: an error that says how to write it.
+  Write("pol/p.vakt", policy("use fapi2 { sender = \"none\" scope = \"read\" }"));
+  r = Vakt("check " + src);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find(src + ":8:17: error: `sender` loosens the fapi2 profile (tokens without a "
+                             "sender constraint (plain bearer tokens) are accepted); write `loosen "
+                             "sender = ...` to do it on purpose\n"),
+            std::string::npos)
+      << r.out;
+
+  // No loosening: no warning at all.
+  Write("pol/p.vakt", policy("use fapi2 { sender = \"dpop\" scope = \"read\" }"));
+  r = Vakt("check " + src);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("warning"), std::string::npos) << r.out;
+
+  // A JWKS that is not beside the policy.
+  fs::remove(dir_ / "pol" / "keys" / "idp.jwks.json");
+  r = Vakt("check " + src);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find(src + ":4:10: error: cannot read the JWKS `keys/idp.jwks.json`: "),
+            std::string::npos)
+      << r.out;
+}

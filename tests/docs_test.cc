@@ -1,7 +1,9 @@
-// Documentation is tested: every ```vakt block in README.md and
-// docs/language.md must compile on its own, and a block right after an
-// HTML comment `<!-- expect-error: TEXT -->` must fail with a diagnostic
-// containing TEXT. Keeps the reference honest as the language grows.
+// Documentation is tested: every ```vakt block in README.md,
+// docs/language.md and docs/fapi.md must compile on its own, and a block
+// right after an HTML comment `<!-- expect-error: TEXT -->` must fail with a
+// diagnostic containing TEXT. Files a block names (an issuer's JWKS) are
+// read relative to the markdown file. Keeps the reference honest as the
+// language grows.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -65,11 +67,20 @@ void CheckDoc(const fs::path& p, size_t min_blocks) {
   for (const auto& b : blocks) {
     SourceSet s;
     AddSource(s, b.file + ":" + std::to_string(b.line), b.text);
+    // Files a block names (an issuer's `jwks`) are relative to the markdown
+    // file's directory, as they would be for a .vakt file saved beside it.
+    CompileOptions opts;
+    opts.read_asset = [dir = p.parent_path()](const dsl::SourceFile&,
+                                              const std::string& path) -> Result<std::string> {
+      dsl::SourceFile beside{(dir / "block.vakt").string(), ""};
+      return ReadAssetFromDisk(beside, path);
+    };
     dsl::Diagnostics d;
-    auto c = Compile(s, {}, d);
+    auto c = Compile(s, opts, d);
     if (b.expect_error.empty()) {
       EXPECT_FALSE(d.HasErrors()) << b.file << " block at line " << b.line << ":\n"
-                                  << b.text << "\n" << d.Format();
+                                  << b.text << "\n"
+                                  << d.Format();
     } else {
       EXPECT_TRUE(d.HasErrors()) << b.file << " block at line " << b.line << " should fail";
       EXPECT_NE(d.Format().find(b.expect_error), std::string::npos)
@@ -84,6 +95,8 @@ TEST(Docs, LanguageReferenceBlocksCompile) {
 }
 
 TEST(Docs, ReadmeBlocksCompile) { CheckDoc(fs::path(VAKT_SOURCE_DIR) / "README.md", 1); }
+
+TEST(Docs, FapiBlocksCompile) { CheckDoc(fs::path(VAKT_SOURCE_DIR) / "docs" / "fapi.md", 1); }
 
 }  // namespace
 }  // namespace vakt::compiler
