@@ -12,6 +12,10 @@
 // client certificate at most kMaxCertPem; at most two signature
 // verifications (token, unless cached, and proof) and one replay-cache
 // insertion per request. No recursion on attacker input, nothing throws.
+// Per-thread memos of pure functions (the `ath` digest of a token, the
+// parsed key of a DPoP proof header, a certificate's thumbprint; see "memos"
+// below) and a per-thread JSON parser spare a client's repeated requests the
+// work that does not change between them, without changing any outcome.
 //
 // Tested by tests/fapi_auth_test.cc (a negative matrix, one test per check).
 #include "bytecode/fapi_auth.h"
@@ -22,7 +26,11 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <array>
 #include <climits>
+#include <cstring>
+#include <functional>
+#include <memory>
 #include <utility>
 
 #include "bytecode/claims.h"
@@ -82,14 +90,30 @@ uint32_t ProofAlgs(const IssuerKeys* issuer) {
   return set != 0 ? set : kFapiAlgs;
 }
 
-std::string AlgsParam(uint32_t set) {
-  std::string out;
-  for (JwsAlg a : {JwsAlg::kES256, JwsAlg::kPS256, JwsAlg::kEdDSA}) {
-    if ((set & AlgBit(a)) == 0) continue;
-    if (!out.empty()) out += ' ';
-    out += JwsAlgName(a);
-  }
-  return out;
+// The `algs` text of every FAPI algorithm set, built once (no allocation
+// per request). REQUIRES: set is a subset of kFapiAlgs.
+std::string_view AlgsParam(uint32_t set) {
+  static const std::array<std::string, 8> kText = [] {
+    std::array<std::string, 8> out;
+    for (uint32_t bits = 0; bits < 8; ++bits) {
+      for (JwsAlg a : {JwsAlg::kES256, JwsAlg::kPS256, JwsAlg::kEdDSA}) {
+        if ((bits & AlgBit(a)) == 0) continue;
+        if (!out[bits].empty()) out[bits] += ' ';
+        out[bits] += JwsAlgName(a);
+      }
+    }
+    return out;
+  }();
+  return kText[set & kFapiAlgs];
+}
+
+// A simdjson parser per thread for the small JSON documents of a request
+// (token and proof headers, proof claims): reused, so parsing allocates
+// nothing once warm. Callers must be done with one document before parsing
+// the next (nothing here keeps DOM values across parses).
+simdjson::dom::parser& ThreadParser() {
+  thread_local simdjson::dom::parser parser;
+  return parser;
 }
 
 // Attacker or proxy text quoted in a description: bounded, printable ASCII.
@@ -142,6 +166,29 @@ std::string_view TrimOws(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
+}
+
+// True if `text` is the base64url encoding of `bytes` (as Base64UrlEncode
+// writes it), without building the encoding on the heap.
+bool Base64UrlEquals(std::string_view text, const std::array<uint8_t, 32>& bytes) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  char out[44];
+  size_t n = 0;
+  size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    uint32_t v = (uint32_t{bytes[i]} << 16) | (uint32_t{bytes[i + 1]} << 8) | bytes[i + 2];
+    out[n++] = kAlphabet[(v >> 18) & 63];
+    out[n++] = kAlphabet[(v >> 12) & 63];
+    out[n++] = kAlphabet[(v >> 6) & 63];
+    out[n++] = kAlphabet[v & 63];
+  }
+  // 32 = 3 * 10 + 2: two bytes left, three characters, no padding.
+  uint32_t v = (uint32_t{bytes[i]} << 16) | (uint32_t{bytes[i + 1]} << 8);
+  out[n++] = kAlphabet[(v >> 18) & 63];
+  out[n++] = kAlphabet[(v >> 12) & 63];
+  out[n++] = kAlphabet[(v >> 6) & 63];
+  return text == std::string_view(out, n);
 }
 
 // a + b, saturated at the int64 range.
@@ -301,7 +348,7 @@ std::shared_ptr<const VerifiedToken> VerifyAccessToken(const IssuerKeys& iss,
   auto jws = ParseCompactJws(token, JwsLimits{});
   if (!jws.ok()) return fail("malformed access token: " + jws.status().message());
 
-  simdjson::dom::parser parser;
+  simdjson::dom::parser& parser = ThreadParser();
   simdjson::dom::object header;
   if (!ParseObject(parser, jws->header_json, &header)) return fail("malformed token header");
   std::string_view typ, alg_name, kid;
@@ -429,12 +476,95 @@ bool CachedStillValid(const VerifiedToken& t, const IssuerKeys& iss, int64_t now
 std::string CheckCertificate(const TlsInfo& tls, std::string_view x5t) {
   if (tls.client_cert_pem.empty()) return "no client certificate was presented";
   if (tls.client_cert_pem.size() > kMaxCertPem) return "the client certificate is too large";
-  auto thumb = CertThumbprint(tls.client_cert_pem);
-  if (!thumb.ok()) return "the client certificate cannot be read";
-  if (!ConstantTimeEquals(*thumb, x5t)) {
+  // A memo of the last certificate this thread read (see "memos" below): a
+  // connection presents the same one on every request, so a byte comparison
+  // of the PEM (public data) replaces the decoding and the SHA-256.
+  thread_local std::string last_pem;
+  thread_local std::string last_thumb;
+  if (last_thumb.empty() || last_pem != tls.client_cert_pem) {
+    auto thumb = CertThumbprint(tls.client_cert_pem);
+    if (!thumb.ok()) return "the client certificate cannot be read";
+    last_pem.assign(tls.client_cert_pem);
+    last_thumb = std::move(thumb).value();
+  }
+  if (!ConstantTimeEquals(last_thumb, x5t)) {
     return "the client certificate does not match the token (cnf x5t#S256)";
   }
   return {};
+}
+
+// ---- memos: per-thread results of pure functions -----------------------------
+
+// A client presents the same access token, DPoP key and certificate on
+// every request of its connection, and each costs real work to digest or
+// import. The memos below remember, per thread (no lock), the results of
+// pure functions for the last inputs seen, keyed by the whole input text:
+// a hit is exactly what computing again would give, only successes are
+// kept, memory is bounded by a fixed number of slots, and a flood of fresh
+// inputs costs no more than computing each, which is what happens without
+// them.
+
+// Equality of two strings in time independent of where they differ (a
+// remembered token is another request's secret).
+bool SameBytes(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  uint64_t diff = 0;
+  size_t i = 0;
+  for (; i + 8 <= a.size(); i += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a.data() + i, 8);
+    std::memcpy(&y, b.data() + i, 8);
+    diff |= x ^ y;
+  }
+  for (; i < a.size(); ++i) diff |= static_cast<uint8_t>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+// Sha256(token), for `ath` (four slots, by the token's last character,
+// which is signature material). Tokens over the JWS limit are not kept.
+std::array<uint8_t, 32> TokenDigest(std::string_view token) {
+  if (token.size() > JwsLimits{}.max_token_bytes) return Sha256(token);
+  struct Slot {
+    std::string text;
+    std::array<uint8_t, 32> digest{};
+    bool valid = false;
+  };
+  thread_local std::array<Slot, 4> slots;
+  Slot& slot = slots[token.empty() ? 0 : static_cast<unsigned char>(token.back()) % 4];
+  if (!slot.valid || !SameBytes(slot.text, token)) {
+    slot.digest = Sha256(token);
+    slot.text.assign(token);
+    slot.valid = true;
+  }
+  return slot.digest;
+}
+
+// The key of a DPoP proof, by the exact decoded text of the proof's header
+// (typ, alg and jwk: the same on every proof of a client): ParseJwk of the
+// minified `jwk` member, and its RFC 7638 thumbprint. Importing a key into
+// OpenSSL costs a good part of a verification. Direct-mapped, 32 slots.
+constexpr size_t kProofKeySlots = 32;
+
+struct ProofKeySlot {
+  std::string header;                // the decoded proof header
+  std::unique_ptr<PublicKey> key;    // ParseJwk(minify(header.jwk))
+  std::string thumbprint;            // JwkThumbprint(*key)
+};
+
+// The parsed key of `jwk` (a member of the header whose text is
+// `header_json`) and its thumbprint, valid until the next call on this
+// thread. Errors are ParseJwk's.
+Result<const ProofKeySlot*> ProofKey(std::string_view header_json,
+                                     const simdjson::dom::element& jwk) {
+  thread_local std::array<ProofKeySlot, kProofKeySlots> slots;
+  ProofKeySlot& slot = slots[std::hash<std::string_view>{}(header_json) % kProofKeySlots];
+  if (slot.key != nullptr && slot.header == header_json) return &slot;
+  auto key = ParseJwk(simdjson::minify(jwk));
+  if (!key.ok()) return key.status();
+  slot.key = std::make_unique<PublicKey>(std::move(key).value());
+  slot.header.assign(header_json);
+  slot.thumbprint = JwkThumbprint(*slot.key);
+  return &slot;
 }
 
 // Private members a DPoP proof's public `jwk` must not carry.
@@ -584,7 +714,7 @@ AuthOutcome Authenticate(const AuthPolicy& policy, const HttpRequest& req, const
   const int64_t now = req.time;
   const IssuerKeys* iss = policy.issuer;
   const uint32_t proof_algs = ProofAlgs(iss);
-  const std::string algs = AlgsParam(proof_algs);
+  const std::string_view algs = AlgsParam(proof_algs);
   const unsigned route_challenges = RouteChallenges(policy.sender);
 
   // 2. Never a token in the query (RFC 6750 2.3 is a Bearer method).
@@ -661,7 +791,7 @@ AuthOutcome Authenticate(const AuthPolicy& policy, const HttpRequest& req, const
     auto proof = ParseCompactJws(proof_text, limits);
     if (!proof.ok()) return proof_fail("malformed DPoP proof: " + proof.status().message());
 
-    simdjson::dom::parser parser;
+    simdjson::dom::parser& parser = ThreadParser();
     simdjson::dom::object header;
     if (!ParseObject(parser, proof->header_json, &header)) return proof_fail("malformed DPoP header");
     std::string_view typ, alg_name;
@@ -686,10 +816,14 @@ AuthOutcome Authenticate(const AuthPolicy& policy, const HttpRequest& req, const
       return proof_fail("the DPoP proof has no jwk");
     }
     if (HasPrivateMember(jwk_obj)) return proof_fail("private key in jwk");
-    auto key = ParseJwk(simdjson::minify(jwk_el));
-    if (!key.ok()) return proof_fail("the DPoP proof jwk is not usable: " + key.status().message());
-    if (key->alg() != *alg) return proof_fail("the DPoP proof jwk does not match its alg");
-    if (!VerifyJws(*key, *alg, proof->signing_input, proof->signature).ok()) {
+    auto cached_key = ProofKey(proof->header_json, jwk_el);
+    if (!cached_key.ok()) {
+      return proof_fail("the DPoP proof jwk is not usable: " + cached_key.status().message());
+    }
+    const PublicKey& key = *(*cached_key)->key;
+    const std::string& key_thumbprint = (*cached_key)->thumbprint;
+    if (key.alg() != *alg) return proof_fail("the DPoP proof jwk does not match its alg");
+    if (!VerifyJws(key, *alg, proof->signing_input, proof->signature).ok()) {
       return proof_fail("the DPoP proof signature does not verify");
     }
 
@@ -713,7 +847,15 @@ AuthOutcome Authenticate(const AuthPolicy& policy, const HttpRequest& req, const
       return Deny(400, kErrInvalidRequest, "the request URI cannot be normalised", kRuleRequest,
                   challenges, algs);
     }
-    if (!HtuMatches(htu, *uri)) return proof_fail("htu does not match the request URI");
+    // HtuMatches(htu, *uri) with the request side normalised once; an htu
+    // spelled exactly as the request URI (the usual case) normalises to the
+    // same text, so it needs no second normalisation.
+    if (htu != *uri) {
+      auto normalized_htu = NormalizeHtu(htu);
+      if (!normalized_htu.ok() || *normalized_htu != *normalized_uri) {
+        return proof_fail("htu does not match the request URI");
+      }
+    }
     int64_t iat = 0;
     if (GetInt(claims, "iat", &iat) != Member::kOk) {
       return proof_fail("the DPoP proof has no integer iat");
@@ -722,10 +864,9 @@ AuthOutcome Authenticate(const AuthPolicy& policy, const HttpRequest& req, const
     if (iat < SatAdd(SatAdd(now, -window), -leeway)) return proof_fail("the DPoP proof is too old");
     if (iat > SatAdd(now, leeway)) return proof_fail("the DPoP proof iat is in the future");
     if (GetString(claims, "ath", &ath) != Member::kOk) return proof_fail("the DPoP proof has no ath");
-    auto digest = Sha256(token);
-    std::string expected_ath =
-        Base64UrlEncode(std::string_view(reinterpret_cast<const char*>(digest.data()), 32));
-    if (ath != expected_ath) return proof_fail("ath does not match the access token");
+    if (!Base64UrlEquals(ath, TokenDigest(token))) {
+      return proof_fail("ath does not match the access token");
+    }
     if (policy.dpop_nonce) {
       if (env.nonces == nullptr) {
         return proof_fail("server nonces are required but no nonce source is configured");
@@ -741,7 +882,7 @@ AuthOutcome Authenticate(const AuthPolicy& policy, const HttpRequest& req, const
       }
     }
     // The binding (RFC 9449 6.1, RFC 8705 3), before the replay cache.
-    if (!ConstantTimeEquals(JwkThumbprint(*key), vt.cnf_jkt)) {
+    if (!ConstantTimeEquals(key_thumbprint, vt.cnf_jkt)) {
       return binding_fail("the DPoP proof key does not match the token (cnf.jkt)");
     }
     if (!vt.cnf_x5t.empty()) {
@@ -753,7 +894,10 @@ AuthOutcome Authenticate(const AuthPolicy& policy, const HttpRequest& req, const
     if (env.replay == nullptr) {
       return proof_fail("no DPoP replay cache is configured");
     }
-    switch (env.replay->Use(*normalized_uri + " " + std::string(jti), now)) {
+    // The replay key, built in a per-thread buffer (no allocation once warm).
+    thread_local std::string replay_key;
+    replay_key.assign(*normalized_uri).append(1, ' ').append(jti);
+    switch (env.replay->Use(replay_key, now)) {
       case ReplayCache::Outcome::kNew:
         break;
       case ReplayCache::Outcome::kReplay:

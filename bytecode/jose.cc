@@ -22,7 +22,9 @@
 #include <simdjson.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <set>
 #include <utility>
@@ -77,12 +79,46 @@ const unsigned char* Bytes(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
 }
 
+// True if `obj` has two members with the same name. Small objects (JWS
+// headers, JWKs, most payloads) are checked pairwise without allocating;
+// larger ones through a set, so the cost stays O(n log n).
+bool HasDuplicateMember(const simdjson::dom::object& obj, std::string_view* dup) {
+  constexpr size_t kSmall = 32;
+  std::string_view keys[kSmall];
+  size_t n = 0;
+  for (auto field : obj) {
+    if (n == kSmall) {
+      std::set<std::string_view> seen;
+      for (auto f : obj) {
+        if (!seen.insert(f.key).second) {
+          *dup = f.key;
+          return true;
+        }
+      }
+      return false;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (keys[i] == field.key) {
+        *dup = field.key;
+        return true;
+      }
+    }
+    keys[n++] = field.key;
+  }
+  return false;
+}
+
 // Parses `json` as a JSON object (bounded depth) and refuses duplicate
 // top-level members, which different readers would resolve differently.
+// `parser` may be reused across calls: it is (re)allocated only when its
+// depth limit differs or its capacity is too small.
 Status ParseJsonObject(std::string_view what, std::string_view json, size_t max_depth,
                        simdjson::dom::parser& parser, simdjson::dom::object& out) {
-  if (auto err = parser.allocate(json.size() + 1, max_depth); err != simdjson::SUCCESS) {
-    return ResourceExhausted(std::string(what) + ": cannot allocate parser");
+  if (parser.max_depth() != max_depth || parser.capacity() < json.size() + 1) {
+    const size_t capacity = std::max(parser.capacity(), json.size() + 1);
+    if (auto err = parser.allocate(capacity, max_depth); err != simdjson::SUCCESS) {
+      return ResourceExhausted(std::string(what) + ": cannot allocate parser");
+    }
   }
   simdjson::dom::element root;
   if (auto err = parser.parse(json.data(), json.size()).get(root); err != simdjson::SUCCESS) {
@@ -94,14 +130,21 @@ Status ParseJsonObject(std::string_view what, std::string_view json, size_t max_
   if (root.get(out) != simdjson::SUCCESS) {
     return InvalidArgument(std::string(what) + ": not a JSON object");
   }
-  std::set<std::string_view> seen;
-  for (auto field : out) {
-    if (!seen.insert(field.key).second) {
-      return InvalidArgument(std::string(what) + ": duplicate member `" + std::string(field.key) +
-                             "`");
-    }
+  if (std::string_view dup; HasDuplicateMember(out, &dup)) {
+    return InvalidArgument(std::string(what) + ": duplicate member `" + std::string(dup) + "`");
   }
   return Status::Ok();
+}
+
+// A parser for ParseCompactJws, reused per thread: tokens and proofs arrive
+// on every request, and a fresh parser allocates. Two of them, so that
+// alternating depth limits (a token, then its DPoP proof) do not make
+// ParseJsonObject reallocate on every call.
+simdjson::dom::parser& JwsParser(size_t max_depth) {
+  thread_local simdjson::dom::parser parsers[2];
+  thread_local int last = 0;
+  if (parsers[last].max_depth() != max_depth) last ^= 1;
+  return parsers[last];
 }
 
 // Optional string member: absent -> ok with found=false; non-string -> error.
@@ -170,25 +213,50 @@ Result<std::string> Base64UrlDecode(std::string_view in) {
     return ResourceExhausted("base64url: input longer than " + std::to_string(kMaxBase64UrlInput));
   }
   if (in.size() % 4 == 1) return InvalidArgument("base64url: impossible length");
-  std::string out;
-  out.reserve(in.size() / 4 * 3 + 2);
-  uint32_t acc = 0;
-  int nbits = 0;
-  for (size_t i = 0; i < in.size(); ++i) {
-    int v = B64Value(static_cast<unsigned char>(in[i]));
-    if (v < 0) {
-      return InvalidArgument("base64url: invalid character at offset " + std::to_string(i));
+  // Character values, -1 for characters outside the alphabet.
+  static const std::array<int8_t, 256> kValue = [] {
+    std::array<int8_t, 256> t{};
+    for (int c = 0; c < 256; ++c) {
+      t[c] = static_cast<int8_t>(B64Value(static_cast<unsigned char>(c)));
     }
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    nbits += 6;
-    if (nbits >= 8) {
-      nbits -= 8;
-      out.push_back(static_cast<char>((acc >> nbits) & 0xff));
-    }
+    return t;
+  }();
+  const auto* p = Bytes(in);
+  const size_t n = in.size();
+  // Four characters make three bytes; a group with a bad character is
+  // reported at the offset of its first bad character.
+  auto bad = [&](size_t from) -> Status {
+    size_t i = from;
+    while (kValue[p[i]] >= 0) ++i;
+    return InvalidArgument("base64url: invalid character at offset " + std::to_string(i));
+  };
+  const size_t full = n / 4;
+  const size_t rest = n % 4;  // 0, 2 or 3 characters: 0, 1 or 2 bytes
+  std::string out(full * 3 + (rest == 0 ? 0 : rest - 1), '\0');
+  auto* o = reinterpret_cast<unsigned char*>(out.data());
+  for (size_t g = 0; g < full; ++g) {
+    const unsigned char* q = p + 4 * g;
+    int32_t a = kValue[q[0]], b = kValue[q[1]], c = kValue[q[2]], d = kValue[q[3]];
+    if ((a | b | c | d) < 0) return bad(4 * g);
+    uint32_t v = (static_cast<uint32_t>(a) << 18) | (static_cast<uint32_t>(b) << 12) |
+                 (static_cast<uint32_t>(c) << 6) | static_cast<uint32_t>(d);
+    o[3 * g] = static_cast<unsigned char>(v >> 16);
+    o[3 * g + 1] = static_cast<unsigned char>(v >> 8);
+    o[3 * g + 2] = static_cast<unsigned char>(v);
   }
-  // Leftover bits (2 or 4) must be zero: only the canonical encoding passes.
-  if ((acc & ((1u << nbits) - 1)) != 0) {
-    return InvalidArgument("base64url: non-canonical trailing bits");
+  if (rest != 0) {
+    const unsigned char* q = p + 4 * full;
+    int32_t a = kValue[q[0]], b = kValue[q[1]], c = rest == 3 ? kValue[q[2]] : 0;
+    if ((a | b | c) < 0) return bad(4 * full);
+    uint32_t v = (static_cast<uint32_t>(a) << 18) | (static_cast<uint32_t>(b) << 12) |
+                 (static_cast<uint32_t>(c) << 6);
+    o[3 * full] = static_cast<unsigned char>(v >> 16);
+    if (rest == 3) o[3 * full + 1] = static_cast<unsigned char>(v >> 8);
+    // Leftover bits (4 after two characters, 2 after three) must be zero:
+    // only the canonical encoding passes.
+    if ((rest == 2 ? (v & 0xf000) : (v & 0xc0)) != 0) {
+      return InvalidArgument("base64url: non-canonical trailing bits");
+    }
   }
   return out;
 }
@@ -255,7 +323,7 @@ Result<CompactJws> ParseCompactJws(std::string_view token, const JwsLimits& limi
   if (!s.ok()) return InvalidArgument("jws: signature: " + s.status().message());
   if (h->size() > limits.max_header_bytes) return ResourceExhausted("jws: header too large");
   if (p->size() > limits.max_payload_bytes) return ResourceExhausted("jws: payload too large");
-  simdjson::dom::parser parser;
+  simdjson::dom::parser& parser = JwsParser(limits.max_json_depth);
   simdjson::dom::object obj;
   if (Status st = ParseJsonObject("jws header", *h, limits.max_json_depth, parser, obj); !st.ok()) {
     return st;
@@ -526,6 +594,68 @@ Result<std::vector<PublicKey>> ParseJwks(std::string_view jwks_json, const JwksO
   return out;
 }
 
+namespace {
+
+// The DER form (ECDSA-Sig-Value, RFC 3279) of an IEEE P1363 r||s signature of
+// 2 x 32 bytes, as i2d_ECDSA_SIG writes it: each INTEGER minimal (leading
+// zero bytes dropped, one kept for zero) with a 0x00 before a high bit.
+// Returns its length (at most 72) in `out`.
+size_t Es256Der(std::string_view p1363, unsigned char out[72]) {
+  size_t n = 2;
+  for (int half = 0; half < 2; ++half) {
+    const unsigned char* v = Bytes(p1363) + 32 * half;
+    size_t skip = 0;
+    while (skip < 31 && v[skip] == 0) ++skip;
+    const bool pad = v[skip] >= 0x80;
+    out[n++] = 0x02;
+    out[n++] = static_cast<unsigned char>(32 - skip + (pad ? 1 : 0));
+    if (pad) out[n++] = 0x00;
+    std::memcpy(out + n, v + skip, 32 - skip);
+    n += 32 - skip;
+  }
+  out[0] = 0x30;
+  out[1] = static_cast<unsigned char>(n - 2);
+  return n;
+}
+
+// ES256 verification context of `pkey` for this thread. EVP_DigestVerifyInit
+// fetches the algorithms and builds a context on every call (a few
+// microseconds with OpenSSL 3.0); a context set up once with
+// EVP_PKEY_verify_init verifies any number of digests (ECDSA keeps no state
+// between verifications). Direct-mapped, 16 slots per thread; each context
+// holds a reference to its key, so a cached pointer never names another
+// key. Null if OpenSSL refuses (the caller then takes the general path).
+EVP_PKEY_CTX* Es256Context(EVP_PKEY* pkey) {
+  struct Slot {
+    EVP_PKEY* key = nullptr;
+    EVP_PKEY_CTX* ctx = nullptr;
+    ~Slot() { EVP_PKEY_CTX_free(ctx); }
+  };
+  thread_local std::array<Slot, 16> slots;
+  Slot& slot = slots[(reinterpret_cast<uintptr_t>(pkey) >> 6) % slots.size()];
+  if (slot.ctx != nullptr && slot.key == pkey) return slot.ctx;
+  PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr));
+  if (!ctx || EVP_PKEY_verify_init(ctx.get()) != 1) {
+    ERR_clear_error();
+    return nullptr;
+  }
+  EVP_PKEY_CTX_free(slot.ctx);
+  slot.ctx = ctx.release();
+  slot.key = pkey;
+  return slot.ctx;
+}
+
+// SHA-256 through an implementation fetched once (EVP_sha256() makes
+// EVP_Digest fetch it again on every call).
+bool Sha256Digest(std::string_view in, unsigned char out[32]) {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  unsigned int len = 0;
+  return md != nullptr && EVP_Digest(in.data(), in.size(), out, &len, md, nullptr) == 1 &&
+         len == 32;
+}
+
+}  // namespace
+
 Status VerifyJws(const PublicKey& key, JwsAlg alg, std::string_view signing_input,
                  std::string_view signature) {
   if (key.pkey() == nullptr) return Unauth("jws: no key");
@@ -538,6 +668,20 @@ Status VerifyJws(const PublicKey& key, JwsAlg alg, std::string_view signing_inpu
   const EVP_MD* md = EVP_sha256();
   if (alg == JwsAlg::kES256) {
     if (signature.size() != 64) return Unauth("jws: ES256 signature is not 64 bytes (r||s)");
+    // The common case: a cached context verifies the digest directly (the
+    // same computation as EVP_DigestVerify with SHA-256, without the
+    // per-call fetches and allocations).
+    unsigned char der_buf[72];
+    unsigned char digest[32];
+    if (EVP_PKEY_CTX* pctx = Es256Context(key.pkey());
+        pctx != nullptr && Sha256Digest(signing_input, digest)) {
+      const size_t der_len = Es256Der(signature, der_buf);
+      if (EVP_PKEY_verify(pctx, der_buf, der_len, digest, sizeof digest) != 1) {
+        ERR_clear_error();
+        return Unauth("jws: signature does not verify");
+      }
+      return Status::Ok();
+    }
     SigPtr es(ECDSA_SIG_new());
     BnPtr r(BN_bin2bn(Bytes(signature), 32, nullptr));
     BnPtr s(BN_bin2bn(Bytes(signature) + 32, 32, nullptr));

@@ -1,7 +1,26 @@
 // DPoP replay cache; see replay_cache.h.
 #include "bytecode/replay_cache.h"
 
+#include <openssl/evp.h>
+
 namespace vakt::bytecode {
+namespace {
+
+// MakeDigestKey(id), the same SHA-256, through an implementation fetched
+// once: with EVP_sha256() OpenSSL 3 fetches it again on every call, which
+// costs as much as hashing a proof id does.
+DigestKey IdKey(std::string_view id) {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  DigestKey key{};
+  unsigned int len = 0;
+  if (md == nullptr || EVP_Digest(id.data(), id.size(), key.data(), &len, md, nullptr) != 1 ||
+      len != key.size()) {
+    return MakeDigestKey(id);
+  }
+  return key;
+}
+
+}  // namespace
 
 ReplayCache::ReplayCache(size_t capacity, int64_t window_seconds)
     : capacity_(capacity < kShards ? kShards : capacity),
@@ -18,7 +37,7 @@ void ReplayCache::Expire(Shard& s, int64_t now) {
 }
 
 ReplayCache::Outcome ReplayCache::Use(std::string_view id, int64_t now) {
-  DigestKey key = MakeDigestKey(id);
+  DigestKey key = IdKey(id);
   Shard& s = shards_[DigestShard(key)];
   std::lock_guard<std::mutex> lock(s.mu);
   Expire(s, now);
@@ -33,7 +52,12 @@ ReplayCache::Outcome ReplayCache::Use(std::string_view id, int64_t now) {
     s.order.pop_front();
   }
   int64_t until = now > INT64_MAX - window_ ? INT64_MAX : now + window_;
-  s.expiry[key] = until;
+  // `it` is still valid: nothing above erased from the map.
+  if (it != s.expiry.end()) {
+    it->second = until;
+  } else {
+    s.expiry.emplace(key, until);
+  }
   s.order.emplace_back(until, key);
   return Outcome::kNew;
 }

@@ -258,6 +258,7 @@ struct EvalScratch::Impl {
   // the x-fapi-interaction-id.
   std::string challenges[2];
   std::string dpop_nonce;
+  bool send_nonce = false;  // authentication succeeded with a fresh DPoP-Nonce
   AuthScheme scheme = AuthScheme::kNone;
   std::string algs;  // DPoP challenge algs of the matched route
   std::shared_ptr<const VerifiedToken> token;
@@ -292,6 +293,7 @@ struct EvalScratch::Impl {
     param_count = 0;
     scheme = AuthScheme::kNone;
     algs.clear();
+    send_nonce = false;
     token.reset();
     interaction_len = 0;
     ++generation;
@@ -1506,20 +1508,26 @@ bool Prepare(const Bundle& bundle, const HttpRequest& req, EvalScratch::Impl& s,
 // 64 bytes) or a fresh UUID v4. Not a secret, so a per-scratch splitmix64
 // seeded once from the OS suffices and costs no system call per request.
 void SetInteractionId(const NormalizedRequest& norm, EvalScratch::Impl& s) {
+  std::string_view given;
+  int count = 0;
   for (const auto& [name, value] : norm.headers) {
     if (name != "x-fapi-interaction-id") continue;
-    bool ok = !value.empty() && value.size() <= sizeof(s.interaction);
-    for (char c : value) {
+    given = value;
+    if (++count > 1) break;
+  }
+  if (count == 1) {
+    bool ok = !given.empty() && given.size() <= sizeof(s.interaction);
+    for (char c : given) {
       ok &= (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
             c == '-' || c == '_' || c == '.';
     }
     if (ok) {
-      std::memcpy(s.interaction, value.data(), value.size());
-      s.interaction_len = value.size();
+      std::memcpy(s.interaction, given.data(), given.size());
+      s.interaction_len = given.size();
       return;
     }
-    break;  // malformed or repeated: answer with a fresh id
   }
+  // Missing, malformed or repeated: answer with a fresh id.
   if (s.rng == 0) {
     if (RAND_bytes(reinterpret_cast<unsigned char*>(&s.rng), sizeof(s.rng)) != 1 || s.rng == 0) {
       s.rng = 0x9e3779b97f4a7c15ull ^ reinterpret_cast<uintptr_t>(&s);
@@ -1543,6 +1551,13 @@ void SetInteractionId(const NormalizedRequest& norm, EvalScratch::Impl& s) {
     s.interaction[n++] = kHex[b[i] & 15];
   }
   s.interaction_len = n;
+}
+
+// DPoP-Nonce on a decision after successful authentication (RFC 9449 8.2:
+// the nonce the client should use next).
+void AddNonceHeader(Decision& d, const EvalScratch::Impl& s) {
+  if (!s.send_nonce || d.header_count >= d.headers.size()) return;
+  d.headers[d.header_count++] = {"DPoP-Nonce", s.dpop_nonce};
 }
 
 void AddInteractionHeader(Decision& d, const EvalScratch::Impl& s) {
@@ -1573,14 +1588,25 @@ Decision AuthDeny(AuthOutcome& o, const Bundle& bundle, const RouteRecord& route
   return d;
 }
 
-std::string AlgsOf(uint32_t set) {
-  std::string out;
-  for (JwsAlg a : {JwsAlg::kES256, JwsAlg::kPS256, JwsAlg::kEdDSA}) {
-    if (!(set & AlgBit(a))) continue;
-    if (!out.empty()) out += ' ';
-    out += JwsAlgName(a);
-  }
-  return out;
+// DPoP challenge algs for an issuer allowing `set` (as fapi_auth.cc's
+// ProofAlgs: the FAPI algorithms it allows, or all three if none). The
+// texts are built once, so a decision does not allocate for them.
+std::string_view AlgsOf(uint32_t set) {
+  constexpr uint32_t kFapi =
+      AlgBit(JwsAlg::kES256) | AlgBit(JwsAlg::kPS256) | AlgBit(JwsAlg::kEdDSA);
+  static const std::array<std::string, kFapi + 1> kText = [] {
+    std::array<std::string, kFapi + 1> out;
+    for (uint32_t bits = 0; bits <= kFapi; ++bits) {
+      const uint32_t used = (bits & kFapi) != 0 ? bits & kFapi : kFapi;
+      for (JwsAlg a : {JwsAlg::kES256, JwsAlg::kPS256, JwsAlg::kEdDSA}) {
+        if (!(used & AlgBit(a))) continue;
+        if (!out[bits].empty()) out[bits] += ' ';
+        out[bits] += JwsAlgName(a);
+      }
+    }
+    return out;
+  }();
+  return kText[set & kFapi];
 }
 
 // Runs the fapi2 checks of `route` (which has an auth record). With `env`
@@ -1593,20 +1619,29 @@ bool AuthPhase(const Bundle& bundle, const HttpRequest& req, const RouteRecord& 
                Decision* deny, const ClaimsProvider** claims) {
   const AuthPolicy& policy = bundle.auth(route.auth);
   SetInteractionId(s.norm, s);
-  if (policy.sender != SenderConstraint::kMtls) {
-    s.algs = AlgsOf(policy.issuer->algs & (AlgBit(JwsAlg::kES256) | AlgBit(JwsAlg::kPS256) |
-                                           AlgBit(JwsAlg::kEdDSA)));
-  }
+  if (policy.sender != SenderConstraint::kMtls) s.algs.assign(AlgsOf(policy.issuer->algs));
   auto fail = [&](AuthOutcome& o) {
     *deny = AuthDeny(o, bundle, route, s);
     AddInteractionHeader(*deny, s);
     return false;
   };
-  auto authz = ReadAuthorization(req.headers);
-  s.scheme = authz.ok() ? authz->scheme : AuthScheme::kNone;
   if (env != nullptr) {
     AuthOutcome o = Authenticate(policy, req, *env);
     if (!o.ok) return fail(o);
+    // Authenticated: there is exactly one Authorization header and its
+    // scheme is Bearer or DPoP (ReadAuthorization accepted it), so its first
+    // word decides; the token need not be scanned again.
+    s.scheme = AuthScheme::kBearer;
+    for (const HeaderField& h : req.headers) {
+      if (!EqualsIgnoreCaseAscii(h.name, "authorization")) continue;
+      std::string_view scheme = h.value.substr(0, h.value.find(' '));  // as ReadAuthorization
+      if (EqualsIgnoreCaseAscii(scheme, "dpop")) s.scheme = AuthScheme::kDPoP;
+      break;
+    }
+    if (!o.dpop_nonce.empty()) {
+      s.dpop_nonce.swap(o.dpop_nonce);
+      s.send_nonce = true;
+    }
     s.token = std::move(o.token);
     *claims = s.token ? s.token->claims.get() : nullptr;
     if (*claims == nullptr) {
@@ -1619,6 +1654,8 @@ bool AuthPhase(const Bundle& bundle, const HttpRequest& req, const RouteRecord& 
     }
     return true;
   }
+  auto authz = ReadAuthorization(req.headers);
+  s.scheme = authz.ok() ? authz->scheme : AuthScheme::kNone;
   if (AuthOutcome t = CheckTransport(policy.tls, req.tls); !t.ok) return fail(t);
   for (const auto& [name, value] : s.norm.query) {
     if (name != "access_token") continue;
@@ -1631,20 +1668,34 @@ bool AuthPhase(const Bundle& bundle, const HttpRequest& req, const RouteRecord& 
         Challenge(AuthScheme::kBearer, o.error, o.description);
     return fail(o);
   }
+  // What the route advertises (fapi_auth.h scheme rules): DPoP for kAny and
+  // kDPoP, Bearer for kAny, kMtls and kNone.
+  const bool dpop_challenge =
+      policy.sender == SenderConstraint::kAny || policy.sender == SenderConstraint::kDPoP;
+  const bool bearer_challenge = policy.sender != SenderConstraint::kDPoP;
+  auto route_challenges = [&](AuthOutcome& o, std::string_view scope) {
+    o.challenge_count = 0;
+    if (dpop_challenge) {
+      o.challenges[o.challenge_count++] =
+          Challenge(AuthScheme::kDPoP, o.error, o.description, scope, s.algs);
+    }
+    if (bearer_challenge) {
+      o.challenges[o.challenge_count++] =
+          Challenge(AuthScheme::kBearer, o.error, o.description, scope);
+    }
+  };
   if (injected == nullptr) {
     AuthOutcome o;
     o.status = 401;
     o.description = "no access token";
     o.rule = kRuleToken;
-    if (policy.sender != SenderConstraint::kMtls) {
-      o.challenges[o.challenge_count++] = Challenge(AuthScheme::kDPoP, "", "", "", s.algs);
-    }
-    if (policy.sender != SenderConstraint::kDPoP) {
-      o.challenges[o.challenge_count++] = Challenge(AuthScheme::kBearer, "", "");
-    }
+    route_challenges(o, {});
     return fail(o);
   }
-  if (AuthOutcome sc = CheckScope(policy.scope, injected, policy.sender); !sc.ok) return fail(sc);
+  if (AuthOutcome sc = CheckScope(policy.scope, injected, policy.sender); !sc.ok) {
+    route_challenges(sc, policy.scope);  // with the issuer's DPoP algs
+    return fail(sc);
+  }
   *claims = injected;
   return true;
 }
@@ -1660,7 +1711,10 @@ Decision RunRequest(const Bundle& bundle, const HttpRequest& req, const AuthEnv*
   }
   Machine m(bundle, s, req, claims, nullptr, route);
   Decision d = m.Run(route.request_code, route.request_len);
-  if (route.auth != kNone) AddInteractionHeader(d, s);
+  if (route.auth != kNone) {
+    AddNonceHeader(d, s);
+    AddInteractionHeader(d, s);
+  }
   return d;
 }
 
