@@ -12,9 +12,9 @@
 // client certificate at most kMaxCertPem; at most two signature
 // verifications (token, unless cached, and proof) and one replay-cache
 // insertion per request. No recursion on attacker input, nothing throws.
-// Per-thread memos of pure functions (the `ath` digest of a token, the
-// parsed key of a DPoP proof header, a certificate's thumbprint; see "memos"
-// below) and a per-thread JSON parser spare a client's repeated requests the
+// Per-thread memos of pure functions (the parse of the Authorization value,
+// the `ath` digest of a token, the parsed key of a DPoP proof header, a
+// certificate's thumbprint; see "memos" below) and a per-thread JSON parser spare a client's repeated requests the
 // work that does not change between them, without changing any outcome.
 //
 // Tested by tests/fapi_auth_test.cc (a negative matrix, one test per check).
@@ -31,6 +31,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <span>
 #include <utility>
 
 #include "bytecode/claims.h"
@@ -539,6 +540,45 @@ std::array<uint8_t, 32> TokenDigest(std::string_view token) {
   return slot.digest;
 }
 
+// ReadAuthorization(headers), with the parse of the one Authorization value
+// remembered (one slot): checking a long token68 credential character by
+// character costs more than all the rest of a cached-token decision, and a
+// client sends the same value on every request. The header list is still
+// searched on every call, so a missing or repeated header takes the usual
+// path; only a successful parse of the very same text is reused.
+Result<AuthorizationToken> ReadAuthorizationMemo(std::span<const HeaderField> headers) {
+  const HeaderField* found = nullptr;
+  for (const HeaderField& h : headers) {
+    if (!EqualsIgnoreCase(h.name, "authorization")) continue;
+    if (found != nullptr) return ReadAuthorization(headers);  // refused there
+    found = &h;
+  }
+  if (found == nullptr || found->value.size() > JwsLimits{}.max_token_bytes + 64) {
+    return ReadAuthorization(headers);
+  }
+  struct Memo {
+    std::string value;
+    AuthScheme scheme = AuthScheme::kNone;
+    size_t offset = 0;  // of the token in `value`
+    size_t length = 0;
+  };
+  thread_local Memo memo;
+  if (memo.scheme != AuthScheme::kNone && SameBytes(memo.value, found->value)) {
+    AuthorizationToken out;
+    out.scheme = memo.scheme;
+    out.token = found->value.substr(memo.offset, memo.length);
+    return out;
+  }
+  auto parsed = ReadAuthorization(headers);
+  if (parsed.ok() && parsed->scheme != AuthScheme::kNone) {
+    memo.value.assign(found->value);
+    memo.scheme = parsed->scheme;
+    memo.offset = static_cast<size_t>(parsed->token.data() - found->value.data());
+    memo.length = parsed->token.size();
+  }
+  return parsed;
+}
+
 // The key of a DPoP proof, by the exact decoded text of the proof's header
 // (typ, alg and jwk: the same on every proof of a client): ParseJwk of the
 // minified `jwk` member, and its RFC 7638 thumbprint. Importing a key into
@@ -724,7 +764,7 @@ AuthOutcome Authenticate(const AuthPolicy& policy, const HttpRequest& req, const
   }
 
   // 3. The Authorization header.
-  auto authz = ReadAuthorization(req.headers);
+  auto authz = ReadAuthorizationMemo(req.headers);
   if (!authz.ok()) {
     return Deny(400, kErrInvalidRequest, authz.status().message(), kRuleRequest,
                 route_challenges, algs);
