@@ -16,12 +16,22 @@
 // the same data always gives the same bytes and Parse() refuses any other
 // arrangement. Complexity: O(bundle size) time and memory.
 //
+// Relations (format.h kRelations) are indexed at load: one open-addressing
+// table per relation with a random per-load hash seed and a bounded probe
+// length (kMaxRelationProbe), so FindRelation is O(1) whatever the bundle
+// holds.
+//
 // Tested by bundle_test.cc and the bundle fuzzer (tests/fuzz).
 #include "bytecode/bundle.h"
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sys/mman.h>
+
+#include <cstdlib>
 #include <re2/re2.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -63,6 +73,7 @@ constexpr size_t kRuleSize = 16;
 constexpr size_t kRouteSize = 44;
 constexpr size_t kIssuerSize = 24;
 constexpr size_t kAuthSize = 16;
+constexpr size_t kRelationSize = 16;
 constexpr size_t kParamSize = 8;
 constexpr size_t kNodeSize = 24;
 constexpr size_t kEdgeSize = 8;
@@ -76,7 +87,7 @@ const char* SectionName(uint32_t id) {
   static constexpr const char* kNames[] = {"?",       "strings",     "ints",  "meta",
                                            "regexes", "claim_paths", "rules", "routes",
                                            "params",  "trie",        "code",
-                                           "issuers", "auth"};
+                                           "issuers", "auth",        "relations"};
   return id <= kSectionCount ? kNames[id] : "?";
 }
 
@@ -184,6 +195,60 @@ class Reader {
   size_t pos_ = 0;
   uint32_t section_;
 };
+
+// ---- Relation hashing -------------------------------------------------------
+
+constexpr uint64_t kEmptySlot = ~uint64_t{0};
+
+// A seeded 64-bit hash of the key: 8 bytes at a time, each mixed with a
+// multiply-xorshift, then a finaliser (after splitmix64 / murmur3's fmix64).
+// Not cryptographic; the per-load random seed and the probe bound keep a
+// hostile key set from degrading lookups.
+uint64_t Mix(uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ull;
+  h ^= h >> 33;
+  return h;
+}
+uint64_t RelationHash(uint64_t seed, std::string_view key) {
+  uint64_t h = seed ^ (key.size() * 0x9e3779b97f4a7c15ull);
+  const char* p = key.data();
+  size_t n = key.size();
+  while (n >= 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    h = (h ^ (v * 0xbf58476d1ce4e5b9ull)) * 0x94d049bb133111ebull;
+    h ^= h >> 29;
+    p += 8;
+    n -= 8;
+  }
+  uint64_t tail = 0;
+  std::memcpy(&tail, p, n);
+  h ^= tail * 0xbf58476d1ce4e5b9ull;
+  return Mix(h);
+}
+// Memory for large tables: 2 MiB aligned and advised as huge pages (where
+// the kernel supports it), so random probes do not also miss the TLB.
+void* HugeAlloc(size_t bytes) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  size_t size = bytes < kHuge ? (bytes == 0 ? 8 : bytes) : (bytes + kHuge - 1) / kHuge * kHuge;
+  void* p = nullptr;
+  if (posix_memalign(&p, bytes < kHuge ? 64 : kHuge, size) != 0) return nullptr;
+#ifdef MADV_HUGEPAGE
+  if (bytes >= kHuge) madvise(p, size, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
+uint64_t RandomSeed() {
+  uint64_t seed = 0;
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(&seed), sizeof(seed)) != 1) {
+    seed = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(&seed)) * 0x9e3779b97f4a7c15ull;
+  }
+  return seed;
+}
 
 // ---- Section readers ------------------------------------------------------
 
@@ -361,6 +426,28 @@ Status ReadAuth(Reader& r, BundleData* d) {
   return r.Finish();
 }
 
+// Records first, then each relation's entry bytes back to back; the
+// entries' structure is the verifier's (WalkRelation).
+Status ReadRelations(Reader& r, BundleData* d) {
+  uint32_t n;
+  VAKT_BC_RETURN_IF_ERROR(r.Count(kRelationSize, "relation", &n));
+  d->relations.resize(n);
+  std::vector<uint32_t> lengths(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    RelationData& v = d->relations[i];
+    VAKT_BC_RETURN_IF_ERROR(r.U32("relation name", &v.name));
+    VAKT_BC_RETURN_IF_ERROR(r.U32("relation kind", &v.kind));
+    VAKT_BC_RETURN_IF_ERROR(r.U32("relation count", &v.count));
+    VAKT_BC_RETURN_IF_ERROR(r.U32("relation bytes", &lengths[i]));
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    std::string_view body;
+    VAKT_BC_RETURN_IF_ERROR(r.Bytes(lengths[i], "relation entries", &body));
+    d->relations[i].entries.assign(body);
+  }
+  return r.Finish();
+}
+
 Status ReadParams(Reader& r, BundleData* d) {
   uint32_t n;
   VAKT_BC_RETURN_IF_ERROR(r.Count(kParamSize, "param", &n));
@@ -465,6 +552,7 @@ std::string Serialize(const BundleData& d) {
   auto& s_code = sections[9];
   auto& s_issuers = sections[10];
   auto& s_auth = sections[11];
+  auto& s_relations = sections[12];
 
   s_strings = WriteStrings(strings);
 
@@ -525,6 +613,15 @@ std::string Serialize(const BundleData& d) {
     PutU8(&s_auth, v.flags);
     PutU8(&s_auth, v.reserved);
   }
+
+  PutU32(&s_relations, static_cast<uint32_t>(d.relations.size()));
+  for (const RelationData& v : d.relations) {
+    PutU32(&s_relations, v.name);
+    PutU32(&s_relations, v.kind);
+    PutU32(&s_relations, v.count);
+    PutU32(&s_relations, static_cast<uint32_t>(v.entries.size()));
+  }
+  for (const RelationData& v : d.relations) s_relations.append(v.entries);
 
   PutU32(&s_params, static_cast<uint32_t>(d.params.size()));
   for (const ParamRecord& v : d.params) {
@@ -752,12 +849,18 @@ Result<BundleData> Parse(std::string_view bytes) {
     Reader r = reader(SectionId::kAuth);
     VAKT_BC_RETURN_IF_ERROR(ReadAuth(r, &d));
   }
+  {
+    Reader r = reader(SectionId::kRelations);
+    VAKT_BC_RETURN_IF_ERROR(ReadRelations(r, &d));
+  }
   return d;
 }
 
 // ---- Bundle -----------------------------------------------------------------
 
 Bundle::~Bundle() = default;
+
+void Bundle::FreeDeleter::operator()(void* p) const { std::free(p); }
 
 size_t Bundle::EdgeKeyHash::operator()(const EdgeKey& k) const {
   return std::hash<std::string_view>{}(k.segment) ^ (k.node * size_t{0x9e3779b97f4a7c15});
@@ -922,6 +1025,52 @@ Result<std::shared_ptr<const Bundle>> Bundle::Load(std::string_view bytes) {
     b->auth_.push_back(p);
   }
 
+  // Relations: one hash table each, keyed with a random seed so that no
+  // key set can be chosen to collide; a table whose longest probe would
+  // exceed kMaxRelationProbe is rebuilt with another seed (a few tries).
+  b->relation_index_.resize(d.relations.size());
+  for (size_t i = 0; i < d.relations.size(); ++i) {
+    const RelationData& rel = d.relations[i];
+    RelationIndex& idx = b->relation_index_[i];
+    size_t slots = 8;
+    while (slots < 2 * size_t{rel.count}) slots *= 2;
+    idx.slot_count = slots;
+    idx.slots.reset(static_cast<uint64_t*>(HugeAlloc(slots * sizeof(uint64_t))));
+    idx.entries.reset(static_cast<char*>(HugeAlloc(rel.entries.size())));
+    if (!idx.slots || !idx.entries) return ResourceExhausted("relation table allocation failed");
+    std::memcpy(idx.entries.get(), rel.entries.data(), rel.entries.size());
+    bool built = false;
+    for (int attempt = 0; attempt < 8 && !built; ++attempt) {
+      std::fill(idx.slots.get(), idx.slots.get() + slots, kEmptySlot);
+      idx.seed = RandomSeed();
+      idx.max_probe = 0;
+      built = true;
+      const char* base = rel.entries.data();
+      Status st = WalkRelation(rel, [&](std::string_view key, uint32_t, const char*) {
+        if (!built) return;
+        uint64_t h = RelationHash(idx.seed, key);
+        size_t mask = slots - 1;
+        size_t at = static_cast<size_t>(h) & mask;
+        uint32_t probe = 0;
+        while (idx.slots[at] != kEmptySlot) {
+          at = (at + 1) & mask;
+          if (++probe > kMaxRelationProbe) {
+            built = false;
+            return;
+          }
+        }
+        auto offset = static_cast<uint64_t>(key.data() - 4 - base);
+        idx.slots[at] = (h & 0xffffffff00000000ull) | offset;
+        idx.max_probe = std::max(idx.max_probe, probe);
+      });
+      if (!st.ok()) return Corruption("relation " + std::to_string(i) + ": " + st.message());
+    }
+    if (!built) {
+      return Corruption("relation " + std::to_string(i) + ": a key needs more than " +
+                        std::to_string(kMaxRelationProbe) + " hash probes");
+    }
+  }
+
   std::array<uint8_t, 32> digest = Sha256(bytes);
   b->digest_hex_ = HexLower(digest.data(), digest.size());
   b->size_bytes_ = bytes.size();
@@ -930,6 +1079,38 @@ Result<std::shared_ptr<const Bundle>> Bundle::Load(std::string_view bytes) {
 
 const AuthPolicy& Bundle::auth(uint32_t i) const { return auth_[i]; }
 const IssuerKeys& Bundle::issuer(uint32_t i) const { return *issuers_[i]; }
+
+const char* Bundle::FindRelation(uint32_t r, std::string_view key) const {
+  const RelationIndex& idx = relation_index_[r];
+  const char* entries = idx.entries.get();
+  const uint64_t h = RelationHash(idx.seed, key);
+  const uint64_t tag = h & 0xffffffff00000000ull;
+  const size_t mask = idx.slot_count - 1;
+  size_t at = static_cast<size_t>(h) & mask;
+  for (uint32_t probe = 0; probe <= idx.max_probe; ++probe) {
+    const uint64_t slot = idx.slots[at];
+    if (slot == kEmptySlot) return nullptr;
+    if ((slot & 0xffffffff00000000ull) == tag) {
+      // Offsets were taken from the verified walk: the entry is in range.
+      const char* p = entries + (slot & 0xffffffffu);
+      const uint32_t klen = RelationU32(p);
+      if (klen == key.size() && std::memcmp(p + 4, key.data(), klen) == 0) return p + 4 + klen;
+    }
+    at = (at + 1) & mask;
+  }
+  return nullptr;
+}
+
+void AppendRelationEntry(std::string* out, std::string_view key,
+                         std::span<const std::string> values) {
+  PutU32(out, static_cast<uint32_t>(key.size()));
+  out->append(key);
+  PutU32(out, static_cast<uint32_t>(values.size()));
+  for (const std::string& v : values) {
+    PutU32(out, static_cast<uint32_t>(v.size()));
+    out->append(v);
+  }
+}
 
 uint32_t Bundle::FindEdge(uint32_t node, std::string_view segment) const {
   auto it = edge_index_.find(EdgeKey{node, segment});

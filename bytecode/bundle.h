@@ -27,6 +27,15 @@ namespace vakt::bytecode {
 struct IssuerKeys;   // fapi_auth.h
 struct AuthPolicy;   // fapi_auth.h
 
+// One relation table (format.h kRelations): its record and the encoded
+// entries, as written (sorted by key, see AppendRelationEntry).
+struct RelationData {
+  uint32_t name = 0;   // string index
+  uint32_t kind = 0;   // RelationKind
+  uint32_t count = 0;  // entries
+  std::string entries;
+};
+
 struct BundleData {
   // Stored as string-table entries: Serialize() appends them to the written
   // table if `strings` does not already hold them (intern them first for
@@ -49,7 +58,65 @@ struct BundleData {
   std::vector<Instr> code;
   std::vector<IssuerRecord> issuers;
   std::vector<AuthRecord> auth;
+  std::vector<RelationData> relations;
 };
+
+// Appends one relation entry in the encoding of format.h to *out.
+// REQUIRES: keys are appended in strictly ascending byte order.
+void AppendRelationEntry(std::string* out, std::string_view key,
+                         std::span<const std::string> values);
+
+// Reads a little-endian u32 at p (relation entries are not aligned).
+inline uint32_t RelationU32(const char* p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  return static_cast<uint32_t>(u[0]) | (static_cast<uint32_t>(u[1]) << 8) |
+         (static_cast<uint32_t>(u[2]) << 16) | (static_cast<uint32_t>(u[3]) << 24);
+}
+
+// Walks the entries of `rel`, checking their structure: exactly rel.count
+// entries filling rel.entries, keys strictly ascending (so none repeats),
+// keys and values at most kMaxRelationKeyBytes, at most kMaxRelationValues
+// values per entry and exactly one in a string relation. Calls
+// f(key, value_count, values) for each entry, `values` pointing at its first
+// {u32 length, bytes}. Errors are kCorruption. O(rel.entries.size()).
+template <typename F>
+Status WalkRelation(const RelationData& rel, F&& f) {
+  const std::string& b = rel.entries;
+  const size_t n = b.size();
+  size_t pos = 0;
+  std::string_view prev;
+  for (uint32_t i = 0; i < rel.count; ++i) {
+    auto at = [i] { return "entry " + std::to_string(i) + ": "; };  // only on errors
+    if (n - pos < 4) return Corruption(at() + "truncated key length");
+    uint32_t klen = RelationU32(b.data() + pos);
+    pos += 4;
+    if (klen > kMaxRelationKeyBytes) return Corruption(at() + "key over the length limit");
+    if (n - pos < klen) return Corruption(at() + "truncated key");
+    std::string_view key(b.data() + pos, klen);
+    pos += klen;
+    if (i > 0 && !(prev < key)) return Corruption(at() + "keys are not strictly ascending");
+    prev = key;
+    if (n - pos < 4) return Corruption(at() + "truncated value count");
+    uint32_t count = RelationU32(b.data() + pos);
+    pos += 4;
+    if (rel.kind == static_cast<uint32_t>(RelationKind::kString) ? count != 1
+                                                                 : count > kMaxRelationValues) {
+      return Corruption(at() + "bad value count " + std::to_string(count));
+    }
+    const char* values = b.data() + pos;
+    for (uint32_t v = 0; v < count; ++v) {
+      if (n - pos < 4) return Corruption(at() + "truncated value length");
+      uint32_t vlen = RelationU32(b.data() + pos);
+      pos += 4;
+      if (vlen > kMaxRelationKeyBytes) return Corruption(at() + "value over the length limit");
+      if (n - pos < vlen) return Corruption(at() + "truncated value");
+      pos += vlen;
+    }
+    f(key, count, values);
+  }
+  if (pos != n) return Corruption(std::to_string(n - pos) + " trailing bytes after the entries");
+  return Status::Ok();
+}
 
 // Writes `data` in the format of format.h, SHA-256 included.
 // REQUIRES: data is well formed (the compiler's output is).
@@ -103,6 +170,13 @@ class Bundle {
   // keys and settings, built once at load.
   // REQUIRES: i < data().auth.size()
   const AuthPolicy& auth(uint32_t i) const;
+
+  // Looks `key` up in relation r: a pointer to the entry's u32 value count
+  // (followed by the values, see WalkRelation), or nullptr if absent. O(1):
+  // one hash and at most kMaxRelationProbe probes of the table built at
+  // load (keyed with a per-load random seed).
+  // REQUIRES: r < data().relations.size()
+  const char* FindRelation(uint32_t r, std::string_view key) const;
   const IssuerKeys& issuer(uint32_t i) const;
 
  private:
@@ -125,6 +199,23 @@ class Bundle {
   std::unordered_map<EdgeKey, uint32_t, EdgeKeyHash> edge_index_;
   std::vector<std::shared_ptr<const IssuerKeys>> issuers_;
   std::vector<AuthPolicy> auth_;  // parallel to data_.auth
+  // Relation hash tables, parallel to data_.relations: open addressing with
+  // linear probing, a power-of-two slot count at least twice the entries.
+  // A slot is kEmptySlot or (hash >> 32) << 32 | entry offset.
+  // Slots and a copy of the entries live in 2 MiB-aligned memory marked for
+  // transparent huge pages: a random probe into a table of millions of
+  // entries then costs cache misses, not also TLB misses.
+  struct FreeDeleter {
+    void operator()(void* p) const;
+  };
+  struct RelationIndex {
+    std::unique_ptr<uint64_t[], FreeDeleter> slots;
+    size_t slot_count = 0;  // a power of two
+    std::unique_ptr<char[], FreeDeleter> entries;
+    uint64_t seed = 0;
+    uint32_t max_probe = 0;  // longest probe sequence any key needs
+  };
+  std::vector<RelationIndex> relation_index_;
   std::string digest_hex_;
   size_t size_bytes_ = 0;
 };

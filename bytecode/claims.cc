@@ -21,35 +21,33 @@ const char* TypeOf(const element& e) {
   }
 }
 
-// Finds a member name used twice in any object of `root`. Iterative with
-// an explicit stack, so depth costs no native stack; linear in the document
-// plus a sort per object.
-bool FindDuplicateKey(element root, std::string* dup) {
-  std::vector<element> stack{root};
-  std::vector<std::string_view> keys;
-  while (!stack.empty()) {
-    element e = stack.back();
-    stack.pop_back();
+}  // namespace
+
+bool FindDuplicateJsonKey(element root, std::vector<element>* stack,
+                          std::vector<std::string_view>* keys, std::string_view* dup) {
+  stack->clear();
+  stack->push_back(root);
+  while (!stack->empty()) {
+    element e = stack->back();
+    stack->pop_back();
     if (e.is_object()) {
-      keys.clear();
+      keys->clear();
       for (auto field : simdjson::dom::object(e)) {
-        keys.push_back(field.key);
-        stack.push_back(field.value);
+        keys->push_back(field.key);
+        stack->push_back(field.value);
       }
-      std::sort(keys.begin(), keys.end());
-      auto it = std::adjacent_find(keys.begin(), keys.end());
-      if (it != keys.end()) {
-        *dup = std::string(*it);
+      std::sort(keys->begin(), keys->end());
+      auto it = std::adjacent_find(keys->begin(), keys->end());
+      if (it != keys->end()) {
+        *dup = *it;
         return true;
       }
     } else if (e.is_array()) {
-      for (element v : simdjson::dom::array(e)) stack.push_back(v);
+      for (element v : simdjson::dom::array(e)) stack->push_back(v);
     }
   }
   return false;
 }
-
-}  // namespace
 
 Result<std::unique_ptr<JsonClaims>> JsonClaims::Parse(std::string_view json) {
   if (json.size() > kMaxClaimsBytes) {
@@ -68,9 +66,12 @@ Result<std::unique_ptr<JsonClaims>> JsonClaims::Parse(std::string_view json) {
   if (!root.is_object()) {
     return InvalidArgument(std::string("claims: expected a JSON object, got ") + TypeOf(root));
   }
-  std::string dup;
-  if (FindDuplicateKey(root, &dup)) {
-    return InvalidArgument("claims: member \"" + dup.substr(0, 64) + "\" appears twice in one object");
+  std::vector<element> stack;
+  std::vector<std::string_view> keys;
+  std::string_view dup_view;
+  if (FindDuplicateJsonKey(root, &stack, &keys, &dup_view)) {
+    std::string dup(dup_view.substr(0, 64));
+    return InvalidArgument("claims: member \"" + dup + "\" appears twice in one object");
   }
   c->root_ = root;
   return c;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include <simdjson.h>
 
@@ -15,6 +16,12 @@ namespace vakt::bytecode {
 
 inline constexpr int kMaxClaimsDepth = 64;             // nesting of the claims document
 inline constexpr size_t kMaxClaimsBytes = 16u << 20;   // injected claims (tokens are far smaller)
+
+// Finds a member name used twice in one object anywhere in `root`
+// (*dup = it). Iterative with the caller's work lists (reused, so a warm
+// caller allocates nothing), linear in the document plus a sort per object.
+bool FindDuplicateJsonKey(simdjson::dom::element root, std::vector<simdjson::dom::element>* stack,
+                          std::vector<std::string_view>* keys, std::string_view* dup);
 
 // Implementations are read-only during a decision and must be safe to read
 // from several threads at once.

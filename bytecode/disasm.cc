@@ -96,11 +96,12 @@ const char* ValueTypeName(uint32_t t) {
 const char* RequestFieldName(uint32_t f) {
   static constexpr const char* kNames[] = {"method",      "path",         "body",
                                            "tls_version", "tls_cipher",   "tls_cert_thumbprint",
-                                           "time",        "query_string", "route"};
+                                           "time",        "query_string", "route",
+                                           "json"};
   return f < kRequestFieldCount ? kNames[f] : "?";
 }
 const char* ResponseFieldName(uint32_t f) {
-  static constexpr const char* kNames[] = {"status", "body"};
+  static constexpr const char* kNames[] = {"status", "body", "json"};
   return f < kResponseFieldCount ? kNames[f] : "?";
 }
 const char* BuiltinName(uint32_t b) {
@@ -124,6 +125,7 @@ class Disassembler {
     Regexes();
     Trie();
     Issuers();
+    Relations();
     return std::move(out_);
   }
 
@@ -282,6 +284,9 @@ class Disassembler {
       case Op::kDeny:
         operands = Rule(in.c);
         break;
+      case Op::kRelation:
+        operands = std::string(in.a == 1 ? "has " : in.a == 0 ? "" : "<bad mode> ") + Relation(in.c);
+        break;
       default:
         if (op >= kOpCount) {
           operands = "a=" + Num(in.a) + " b=" + Num(in.b) + " c=" + Num(in.c);
@@ -322,6 +327,24 @@ class Disassembler {
     out_ += "\n";
   }
 
+  std::string Relation(uint32_t i) const {
+    if (i >= d_.relations.size()) return "<bad relation " + Num(i) + ">";
+    return "R" + Num(i) + " `" + Name(d_.relations[i].name) + "`";
+  }
+
+  void Relations() {
+    if (d_.relations.empty()) return;
+    out_ += "relations:\n";
+    for (uint32_t i = 0; i < d_.relations.size(); ++i) {
+      const RelationData& rel = d_.relations[i];
+      auto digest = Sha256(rel.entries);
+      out_ += "  " + Relation(i) + " " +
+              (rel.kind == 0 ? "string" : rel.kind == 1 ? "list<string>" : "<bad kind>") + " " +
+              Num(rel.count) + " entries " + Num(rel.entries.size()) + " bytes sha256 " +
+              HexLower(digest.data(), 8) + "\n";
+    }
+  }
+
   void Issuers() {
     if (d_.issuers.empty()) return;
     out_ += "issuers:\n";
@@ -348,8 +371,8 @@ class Disassembler {
       const RuleRecord& rule = d_.rules[i];
       std::string error =
           StrOk(rule.error) && d_.strings[rule.error].empty() ? "-" : Name(rule.error);
-      out_ += "  " + Rule(i) + ": deny " + Num(rule.status) + " " + error + " " +
-              Str(rule.message) + "\n";
+      out_ += "  " + Rule(i) + ": " + ((rule.flags & kRuleOwnership) ? "owns, " : "") + "deny " +
+              Num(rule.status) + " " + error + " " + Str(rule.message) + "\n";
     }
   }
 

@@ -86,6 +86,8 @@ const char* OpName(Op op) {
       return "ALLOW";
     case Op::kPop:
       return "POP";
+    case Op::kRelation:
+      return "RELATION";
   }
   return "?";
 }

@@ -50,6 +50,14 @@
 //              each with its JWKS text (public keys, parsed when loaded).
 //   kAuth      u32 n; n x AuthRecord: what `use fapi2` demands of a route
 //              (RouteRecord::auth points here).
+//   kRelations u32 n; n x RelationRecord; then each relation's entry bytes,
+//              back to back in record order (RelationRecord::bytes each).
+//              Entries are variable-length, in strictly ascending key byte
+//              order (so no key repeats):
+//                u32 key length, key bytes,
+//                u32 value count, value count x {u32 length, bytes}.
+//              A string relation has exactly one value per key. The VM
+//              indexes the keys in a hash table built once at load.
 #pragma once
 
 #include <cstddef>
@@ -58,9 +66,10 @@
 namespace vakt::bytecode {
 
 inline constexpr char kMagic[8] = {'V', 'A', 'K', 'T', 'B', 'N', 'D', 'L'};
-// Version 2 added the issuer and auth sections (FAPI 2.0).
-inline constexpr uint16_t kCurrentVersion = 2;
-inline constexpr uint16_t kOldestSupportedVersion = 2;
+// Version 2 added the issuer and auth sections (FAPI 2.0); version 3 the
+// relations section, RELATION and the JSON body fields.
+inline constexpr uint16_t kCurrentVersion = 3;
+inline constexpr uint16_t kOldestSupportedVersion = 3;
 inline constexpr size_t kHeaderSize = 64;
 inline constexpr size_t kDirEntrySize = 12;
 
@@ -86,8 +95,9 @@ enum class SectionId : uint32_t {
   kCode = 10,
   kIssuers = 11,
   kAuth = 12,
+  kRelations = 13,
 };
-inline constexpr uint32_t kSectionCount = 12;
+inline constexpr uint32_t kSectionCount = 13;
 
 // Hard limits on the FAPI sections.
 inline constexpr uint32_t kMaxIssuers = 64;
@@ -103,8 +113,9 @@ struct RuleRecord {
   uint32_t error;    // string: error code, e.g. "access_denied" ("" = none)
   uint32_t message;  // string: human-readable description
   uint16_t status;   // HTTP status, kMinStatus..kMaxStatus
-  uint16_t flags;    // 0; reserved
+  uint16_t flags;    // kRuleOwnership; other bits zero
 };
+inline constexpr uint16_t kRuleOwnership = 1;  // an `owns` rule (for tools and listings)
 
 // One route. 44 bytes.
 struct RouteRecord {
@@ -144,6 +155,24 @@ struct AuthRecord {
   uint8_t reserved;      // zero
 };
 inline constexpr uint8_t kAuthDpopNonce = 1;
+
+// Relation data (`relation NAME: string = "file.json"`): a table from
+// string keys to a string or a list of strings. 16 bytes.
+struct RelationRecord {
+  uint32_t name;   // string: declared name, e.g. "healthcare.care_teams"
+  uint32_t kind;   // RelationKind
+  uint32_t count;  // entries, <= kMaxRelationEntries
+  uint32_t bytes;  // length of its entry bytes in the section
+};
+enum class RelationKind : uint32_t {
+  kString = 0,  // key -> string (exactly one value per entry)
+  kList = 1,    // key -> list<string>
+};
+inline constexpr uint32_t kMaxRelations = 256;
+inline constexpr uint32_t kMaxRelationEntries = 1u << 24;
+inline constexpr uint32_t kMaxRelationKeyBytes = 4096;    // a key or one value
+inline constexpr uint32_t kMaxRelationValues = 4096;      // values of one list entry
+inline constexpr uint32_t kMaxRelationProbe = 64;         // hash probes per lookup
 
 // A path parameter: its name and optional shape. 8 bytes.
 struct ParamRecord {
@@ -194,15 +223,21 @@ enum class RequestField : uint8_t {
   kTime = 6,        // timestamp: request time
   kQueryString = 7, // string: the raw query string after '?' ("" none)
   kRoute = 8,       // string: the matched route's name
+  kJson = 9,        // json: the body parsed as JSON (kMaxJsonBodyBytes,
+                    //   kMaxJsonBodyDepth, no repeated member names);
+                    //   a body that is not such JSON is an error
 };
-inline constexpr uint8_t kRequestFieldCount = 9;
+inline constexpr uint8_t kRequestFieldCount = 10;
 
 // Response fields for LOAD_RESP (operand a); only in response programs.
 enum class ResponseField : uint8_t {
   kStatus = 0,  // int
   kBody = 1,    // string
+  kJson = 2,    // json: the body parsed as JSON (as RequestField::kJson)
 };
-inline constexpr uint8_t kResponseFieldCount = 2;
+inline constexpr uint8_t kResponseFieldCount = 3;
+inline constexpr size_t kMaxJsonBodyBytes = 4u << 20;  // request.json / response.json
+inline constexpr int kMaxJsonBodyDepth = 64;
 
 // Built-in functions for CALL (operand a); b is the argument count.
 enum class Builtin : uint8_t {
@@ -281,8 +316,12 @@ enum class Op : uint8_t {
   kDeny = 37,       // deny(c); ends the program
   kAllow = 38,      // allow; ends the program
   kPop = 39,        // pop and discard
+  kRelation = 40,   // pop string key; a = 0: push relation c's value (string
+                    //   relation: its string, missing -> error; list
+                    //   relation: list<string>, missing -> empty list);
+                    //   a = 1: push bool, the key is present
 };
-inline constexpr uint8_t kOpCount = 40;
+inline constexpr uint8_t kOpCount = 41;
 
 struct Instr {
   Op op;
@@ -294,5 +333,147 @@ static_assert(sizeof(Instr) == 8, "instructions are 8 bytes on disk");
 
 // Returns the mnemonic of `op` ("PUSH_STR"), or "?" if unknown.
 const char* OpName(Op op);
+
+}  // namespace vakt::bytecode
+
+namespace vakt::bytecode {
+
+// ===========================================================================
+// JSON Schema tables
+//
+// A compiled set of JSON Schemas (draft 2020-12), loaded and checked by
+// SchemaSet::Load (bytecode/schema.h). Every record is fixed-size and
+// little-endian; the blob is, in this order:
+//
+//   SchemaBlobHeader
+//   SchemaNode[node_count]          one per (sub)schema
+//   SchemaKeyword[keyword_count]    each node owns a contiguous run
+//   uint32_t lists[list_count]      child lists, referenced by (offset, count)
+//   SchemaString[string_count]      (offset, length) into the pool
+//   SchemaRoot[root_count]          named entry points
+//   uint32_t regexes[regex_count]   string index of each RE2 pattern
+//   uint32_t numbers[number_count]  string index of each exact decimal literal
+//   char pool[pool_bytes]           string bytes
+//
+// and nothing after. kSchemaNone (0xffffffff) marks an absent index. Every
+// index, offset and count is checked on load; a blob that fails any check is
+// refused with kCorruption. Constants (enum/const values) are one JSON array,
+// stored as the string `const_string` and parsed once on load.
+// ===========================================================================
+
+inline constexpr char kSchemaMagic[4] = {'V', 'K', 'S', 'C'};
+inline constexpr uint16_t kSchemaVersion = 1;
+inline constexpr uint32_t kSchemaNone = 0xffffffffu;
+
+struct SchemaBlobHeader {
+  char magic[4];            // kSchemaMagic
+  uint16_t version;         // kSchemaVersion
+  uint16_t flags;           // 0
+  uint32_t node_count;      // >= 1
+  uint32_t keyword_count;
+  uint32_t list_count;      // uint32 words
+  uint32_t string_count;
+  uint32_t root_count;
+  uint32_t regex_count;
+  uint32_t number_count;
+  uint32_t const_string;    // string index of the constants array, or kSchemaNone
+  uint32_t pool_bytes;
+};
+static_assert(sizeof(SchemaBlobHeader) == 44);
+
+enum class SchemaNodeKind : uint8_t {
+  kFalse = 0,     // boolean schema `false`: nothing is valid
+  kTrue = 1,      // boolean schema `true` or `{}`: everything is valid
+  kKeywords = 2,  // the node's keywords, all of which must hold
+};
+
+// Node flags.
+inline constexpr uint8_t kSchemaNodeResource = 1;  // starts a schema resource ($id or
+                                                   // document root): pushed on the
+                                                   // dynamic scope for $dynamicRef
+
+struct SchemaNode {
+  uint32_t first_keyword;   // keywords[first_keyword .. + keyword_count)
+  uint16_t keyword_count;
+  uint8_t kind;             // SchemaNodeKind
+  uint8_t flags;            // kSchemaNode*
+  uint32_t location;        // string: "file#/json/pointer" of the schema, for errors
+  uint32_t dyn_anchors;     // lists offset of (name string, node) pairs: the
+  uint32_t dyn_count;       //   $dynamicAnchors of the resource this node starts
+};
+static_assert(sizeof(SchemaNode) == 20);
+
+// Keyword kinds, in evaluation order within a node (unevaluated* last).
+// Operands a, b, c as commented; "list" is an offset into lists.
+enum class SchemaKw : uint16_t {
+  kType = 0,                 // a = type mask (kSchemaType*)
+  kConst = 1,                // a = constant index
+  kEnum = 2,                 // a = first constant index, b = count
+  kMinimum = 3,              // a = number index
+  kMaximum = 4,              // a = number index
+  kExclusiveMinimum = 5,     // a = number index
+  kExclusiveMaximum = 6,     // a = number index
+  kMultipleOf = 7,           // a = number index (> 0)
+  kMinLength = 8,            // a = code points
+  kMaxLength = 9,            // a = code points
+  kPattern = 10,             // a = regex index
+  kFormat = 11,              // a = SchemaFormat (only when asserted)
+  kMinItems = 12,            // a = count
+  kMaxItems = 13,            // a = count
+  kUniqueItems = 14,         // no operands
+  kMinProperties = 15,       // a = count
+  kMaxProperties = 16,       // a = count
+  kRequired = 17,            // list a of b string indices
+  kDependentRequired = 18,   // list a of b triples (name string, list offset, count)
+  kPropertyNames = 19,       // a = node
+  kProperties = 20,          // list a of b (name string, node) pairs, sorted by name
+                             //   length, then bytes (SchemaNameLess)
+  kPatternProperties = 21,   // list a of b (regex, node) pairs
+  kAdditionalProperties = 22,  // a = node (for members matched by neither of the above)
+  kDependentSchemas = 23,    // list a of b (name string, node) pairs
+  kPrefixItems = 24,         // list a of b nodes
+  kItems = 25,               // a = node, b = prefixItems count it starts after
+  kContains = 26,            // a = node, b = minContains, c = maxContains (kSchemaNone: none)
+  kRef = 27,                 // a = node
+  kDynamicRef = 28,          // a = node (static target), b = anchor name string or kSchemaNone
+  kAllOf = 29,               // list a of b nodes
+  kAnyOf = 30,               // list a of b nodes
+  kOneOf = 31,               // list a of b nodes
+  kNot = 32,                 // a = node
+  kIf = 33,                  // a = if node, b = then node, c = else node (kSchemaNone: absent)
+  kUnevaluatedItems = 34,    // a = node
+  kUnevaluatedProperties = 35,  // a = node; flags & 1: implied by strict mode
+};
+inline constexpr uint16_t kSchemaKwCount = 36;
+
+// Type mask bits of kType.
+inline constexpr uint32_t kSchemaTypeNull = 1, kSchemaTypeBoolean = 2, kSchemaTypeObject = 4,
+                          kSchemaTypeArray = 8, kSchemaTypeNumber = 16, kSchemaTypeString = 32,
+                          kSchemaTypeInteger = 64;
+
+enum class SchemaFormat : uint32_t {
+  kDateTime = 1, kDate = 2, kTime = 3, kEmail = 4, kUuid = 5,
+  kIpv4 = 6, kIpv6 = 7, kUri = 8, kHostname = 9,
+};
+inline constexpr uint32_t kSchemaFormatMax = 9;
+
+struct SchemaKeyword {
+  uint16_t kind;   // SchemaKw
+  uint16_t flags;
+  uint32_t a, b, c;
+};
+static_assert(sizeof(SchemaKeyword) == 16);
+
+struct SchemaString {
+  uint32_t offset;  // into pool
+  uint32_t length;
+};
+static_assert(sizeof(SchemaString) == 8);
+
+struct SchemaRoot {
+  uint32_t name;    // string index; names are unique
+  uint32_t node;
+};
+static_assert(sizeof(SchemaRoot) == 8);
 
 }  // namespace vakt::bytecode

@@ -14,9 +14,13 @@
 //   4. Segments "." and ".." (also when percent-encoded) are refused rather
 //      than resolved, so the policy and the backend cannot disagree.
 //   5. Decoded segments must be valid UTF-8.
+//   5a. A segment holding ';' (Tomcat/Jetty path parameters) or ending in
+//      '.' or ' ' (dropped by IIS/Windows) is refused, encoded or not.
 //   6. The normalised path is "/" + segments joined by "/" ("/" if none).
 //   Query parameters: split on '&', name and value split on the first '=',
-//   '+' is a space, percent-decoded; invalid escapes or non-UTF-8 refused.
+//   '+' is a space, percent-decoded; invalid escapes, non-UTF-8, control
+//   bytes after decoding and a raw ';' (a separator to some frameworks) are
+//   refused.
 // Header names are matched case-insensitively (lower-cased once).
 #pragma once
 

@@ -76,6 +76,7 @@ class Verifier {
   Status Run() {
     VAKT_BC_RETURN_IF_ERROR(CheckTables());
     VAKT_BC_RETURN_IF_ERROR(CheckAuthTables());
+    VAKT_BC_RETURN_IF_ERROR(CheckRelations());
     for (uint32_t r = 0; r < d_.routes.size(); ++r) VAKT_BC_RETURN_IF_ERROR(CheckRoute(r));
     VAKT_BC_RETURN_IF_ERROR(CheckProgramsDisjoint());
     for (uint32_t r = 0; r < d_.routes.size(); ++r) {
@@ -100,6 +101,30 @@ class Verifier {
     std::string out = "route " + Num(r);
     if (StrOk(route.name)) out += " (`" + Show(d_.strings[route.name]) + "`)";
     return out;
+  }
+
+  // ---- Relations: every entry walked once, O(section size) ----
+
+  Status CheckRelations() const {
+    if (d_.relations.size() > kMaxRelations) {
+      return Corruption(Num(d_.relations.size()) + " relations, the limit is " +
+                        Num(kMaxRelations));
+    }
+    for (uint32_t i = 0; i < d_.relations.size(); ++i) {
+      const RelationData& rel = d_.relations[i];
+      std::string where = "relation " + Num(i) + ": ";
+      if (!StrOk(rel.name)) return Corruption(where + "name " + StrRange(rel.name));
+      if (rel.kind > static_cast<uint32_t>(RelationKind::kList)) {
+        return Corruption(where + "unknown kind " + Num(rel.kind));
+      }
+      if (rel.count > kMaxRelationEntries) {
+        return Corruption(where + Num(rel.count) + " entries, the limit is " +
+                          Num(kMaxRelationEntries));
+      }
+      Status st = WalkRelation(rel, [](std::string_view, uint32_t, const char*) {});
+      if (!st.ok()) return Corruption(where + st.message());
+    }
+    return Status::Ok();
   }
 
   // ---- FAPI tables: issuers and route auth records ----
@@ -195,7 +220,9 @@ class Verifier {
         return Corruption(where + ": status " + Num(rule.status) + " outside " + Num(kMinStatus) +
                           ".." + Num(kMaxStatus));
       }
-      if (rule.flags != 0) return Corruption(where + ": flags " + Num(rule.flags) + " must be 0");
+      if ((rule.flags & ~kRuleOwnership) != 0) {
+        return Corruption(where + ": unknown flags " + Num(rule.flags));
+      }
     }
     for (size_t i = 0; i < d_.params.size(); ++i) {
       const ParamRecord& param = d_.params[i];
@@ -458,6 +485,13 @@ class Verifier {
         uses_c = true;
         if (in.c >= d_.rules.size()) return range("rule", in.c, d_.rules.size(), "rules");
         break;
+      case Op::kRelation:
+        uses_a = uses_c = true;
+        if (in.a > 1) return Corruption(at() + "operand a = " + Num(in.a) + ", expected 0 or 1");
+        if (in.c >= d_.relations.size()) {
+          return range("relation", in.c, d_.relations.size(), "relations");
+        }
+        break;
     }
     if (!uses_a && in.a != 0)
       return Corruption(at() + "unused operand a = " + Num(in.a) + " must be 0");
@@ -529,6 +563,7 @@ class Verifier {
         case Op::kNot:
         case Op::kNeg:
         case Op::kMatch:
+        case Op::kRelation:
           pops = pushes = 1;
           break;
         case Op::kIndex:

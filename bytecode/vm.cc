@@ -18,6 +18,11 @@
 // evaluation error (a deny), never a reallocation, so a warm decision on
 // the common path performs no heap allocation.
 //
+// request.json / response.json parse the body with simdjson at most once
+// per decision (bounded size and depth, duplicate member names refused) into
+// a parser and buffers the scratch keeps; RELATION is one O(1) lookup in the
+// bundle's hash table (bundle.h FindRelation).
+//
 // Failure: nothing here throws. The bundle is verified, but every index,
 // pop and jump is still bounds-checked; anything unexpected is an
 // evaluation error, which denies with the current rule (fail closed).
@@ -286,6 +291,20 @@ struct EvalScratch::Impl {
   };
   std::vector<ClaimSlot> claim_slots;
   uint64_t generation = 0;
+  // request.json / response.json: each body is parsed at most once per
+  // decision (valid while `gen == generation`). The parser, the padded copy
+  // and the duplicate-key work lists keep their capacity across decisions.
+  struct BodyJson {
+    uint64_t gen = 0;
+    bool ok = false;
+    const char* error = "";
+    simdjson::dom::parser parser;
+    std::string padded;
+    simdjson::dom::element root;
+    std::vector<simdjson::dom::element> stack;
+    std::vector<std::string_view> keys;
+  };
+  BodyJson body_json[2];  // 0 request, 1 response
 
   void Reset() {
     bytes_used = 0;
@@ -466,6 +485,9 @@ class Machine {
           break;
         case Op::kField:
           ok = FieldOp(in.c);
+          break;
+        case Op::kRelation:
+          ok = RelationOp(in);
           break;
         case Op::kIndex:
           ok = IndexOp();
@@ -722,8 +744,89 @@ class Machine {
         return PushStr((s_.norm.raw_query));
       case RequestField::kRoute:
         return PushStr((RouteName()));
+      case RequestField::kJson:
+        return PushBodyJson(0, req_.body);
     }
     return Fail("bad operand");
+  }
+
+  // Parses `body` as JSON once per decision: at most kMaxJsonBodyBytes,
+  // nested at most kMaxJsonBodyDepth, valid UTF-8 (simdjson checks), and no
+  // object may repeat a member name (two readers could disagree on it).
+  // Anything else is an evaluation error: the rule denies.
+  bool PushBodyJson(int which, std::string_view body) {
+    EvalScratch::Impl::BodyJson& bj = s_.body_json[which];
+    if (bj.gen != s_.generation) {
+      bj.gen = s_.generation;
+      bj.ok = false;
+      bj.error = which == 0 ? "the request body is not JSON" : "the response body is not JSON";
+      if (body.size() > kMaxJsonBodyBytes) {
+        bj.error = which == 0 ? "the request body is over the JSON size limit"
+                              : "the response body is over the JSON size limit";
+        return Fail(bj.error);
+      }
+      if (bj.parser.capacity() < body.size() ||
+          bj.parser.max_depth() != static_cast<size_t>(kMaxJsonBodyDepth)) {
+        size_t cap = std::max<size_t>(body.size(), 4096);
+        if (bj.parser.allocate(cap, kMaxJsonBodyDepth) != simdjson::SUCCESS) {
+          bj.error = "cannot allocate the JSON parser";
+          return Fail(bj.error);
+        }
+      }
+      bj.padded.assign(body);
+      bj.padded.resize(body.size() + simdjson::SIMDJSON_PADDING, '\0');
+      element root;
+      if (bj.parser.parse(bj.padded.data(), body.size(), false).get(root) != simdjson::SUCCESS) {
+        return Fail(bj.error);
+      }
+      std::string_view dup;
+      if (FindDuplicateJsonKey(root, &bj.stack, &bj.keys, &dup)) {
+        bj.error = which == 0 ? "the request body repeats a member name in one object"
+                              : "the response body repeats a member name in one object";
+        return Fail(bj.error);
+      }
+      bj.root = root;
+      bj.ok = true;
+    }
+    if (!bj.ok) return Fail(bj.error);
+    return Push(Json(bj.root));
+  }
+
+  // ---- Relations ----
+
+  bool RelationOp(const Instr& in) {
+    Value key;
+    if (!Pop(&key)) return false;
+    if (in.c >= d_.relations.size() || in.a > 1) return Fail("bad operand");
+    if (key.kind != ValueType::kString) {
+      Writer w = DetailWriter();
+      w.Add("relation `").Add(bundle_.str(d_.relations[in.c].name)).Add("` key is ")
+          .Add(TypeName(key.kind)).Add(", expected string");
+      return Fail(w);
+    }
+    const char* p = bundle_.FindRelation(in.c, key.str());
+    if (in.a == 1) return PushBool(p != nullptr);
+    const bool is_list = d_.relations[in.c].kind == static_cast<uint32_t>(RelationKind::kList);
+    if (p == nullptr) {
+      if (is_list) return Push(List(nullptr, 0));
+      Writer w = DetailWriter();
+      w.Add("relation `").Add(bundle_.str(d_.relations[in.c].name)).Add("` has no key \"");
+      std::string_view k = key.str();
+      w.Add(k.substr(0, 64)).Add(k.size() > 64 ? "...\"" : "\"");
+      return Fail(w);
+    }
+    // The entry was walked by the verifier: counts and lengths are in range.
+    const uint32_t count = RelationU32(p);
+    p += 4;
+    if (!is_list) return PushStr(std::string_view(p + 4, RelationU32(p)));
+    Value* items = s_.AllocValues(count);
+    if (items == nullptr && count != 0) return Fail("evaluation scratch exhausted");
+    for (uint32_t i = 0; i < count; ++i) {
+      const uint32_t len = RelationU32(p);
+      items[i] = Str(std::string_view(p + 4, len));
+      p += 4 + len;
+    }
+    return Push(List(items, count));
   }
 
   bool LoadResp(uint8_t field) {
@@ -733,6 +836,8 @@ class Machine {
         return Push(Int(ValueType::kInt, resp_->status));
       case ResponseField::kBody:
         return PushStr((resp_->body));
+      case ResponseField::kJson:
+        return PushBodyJson(1, resp_->body);
     }
     return Fail("bad operand");
   }

@@ -133,6 +133,10 @@ class Emitter {
         Expr(*e.children[0]);
         Emit(Op::kMatch, 0, 0, t_.Regex(e.str), 0);
         return;
+      case IrKind::kRelation:
+        Expr(*e.children[0]);
+        Emit(Op::kRelation, e.bool_value ? 1 : 0, 0, e.index, 0);
+        return;
       case IrKind::kCall:
         for (const auto& c : e.children) Expr(*c);
         Emit(Op::kCall, static_cast<uint8_t>(e.builtin), static_cast<uint16_t>(e.children.size()),
@@ -154,7 +158,7 @@ uint32_t AddRule(const IrRule& r, Tables& t, bytecode::BundleData& data) {
   rec.error = t.Str(r.error);
   rec.message = t.Str(r.message);
   rec.status = static_cast<uint16_t>(r.status);
-  rec.flags = 0;
+  rec.flags = r.owns ? bytecode::kRuleOwnership : 0;
   data.rules.push_back(rec);
   return static_cast<uint32_t>(data.rules.size() - 1);
 }
@@ -186,6 +190,18 @@ bool Generate(const IrProgram& prog, const CodegenOptions& opts, bytecode::Bundl
     rec.algs = static_cast<uint16_t>(is.algs);
     rec.flags = is.fapi ? 0 : bytecode::kIssuerNotFapi;
     data.issuers.push_back(rec);
+  }
+  data.relations.clear();
+  for (const IrRelation& rel : prog.relations) {
+    bytecode::RelationData rd;
+    rd.name = t.Str(rel.name);
+    rd.kind = static_cast<uint32_t>(rel.list ? bytecode::RelationKind::kList
+                                             : bytecode::RelationKind::kString);
+    rd.count = static_cast<uint32_t>(rel.entries.size());
+    for (const auto& [key, values] : rel.entries) {
+      bytecode::AppendRelationEntry(&rd.entries, key, values);
+    }
+    data.relations.push_back(std::move(rd));
   }
   // Routes with identical fapi2 settings share one auth record.
   std::map<std::tuple<uint32_t, uint32_t, uint32_t, uint8_t, uint8_t, uint8_t>, uint32_t> auth_ids;

@@ -184,13 +184,21 @@ Result<std::string> ReadAssetFromDisk(const dsl::SourceFile& from,
   if (!fs::is_regular_file(p, ec)) {
     return NotFound("`" + p.generic_string() + "` is not a readable file");
   }
+  auto size = fs::file_size(p, ec);
+  if (!ec && size > kMaxRelationFileBytes) {
+    return ResourceExhausted("`" + p.generic_string() + "` is over 64 MiB");
+  }
   std::ifstream in(p, std::ios::binary);
   if (!in) return NotFound("cannot open `" + p.generic_string() + "`");
-  std::string text(kMaxAssetBytes + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<size_t>(in.gcount()));
-  if (text.size() > kMaxAssetBytes) {
-    return ResourceExhausted("`" + p.generic_string() + "` is over 1 MiB");
+  // Read at most one byte past the limit, in chunks (the size may change).
+  std::string text;
+  char buf[1 << 16];
+  while (in && text.size() <= kMaxRelationFileBytes) {
+    in.read(buf, sizeof(buf));
+    text.append(buf, static_cast<size_t>(in.gcount()));
+  }
+  if (text.size() > kMaxRelationFileBytes) {
+    return ResourceExhausted("`" + p.generic_string() + "` is over 64 MiB");
   }
   return text;
 }

@@ -42,7 +42,8 @@ struct CompileOptions {
 };
 
 // The default AssetReader: `path` relative to the directory of `from`
-// (absolute paths as they are), at most kMaxAssetBytes.
+// (absolute paths as they are), at most kMaxRelationFileBytes (the largest
+// kind of asset; a JWKS is held to kMaxAssetBytes where it is used).
 Result<std::string> ReadAssetFromDisk(const dsl::SourceFile& from,
                                                 const std::string& path);
 

@@ -173,10 +173,10 @@ bool Equal(const V& x, const V& y) {
 
 class Interp {
  public:
-  Interp(const IrRoute& route, const bytecode::HttpRequest& req,
+  Interp(const IrProgram& prog, const IrRoute& route, const bytecode::HttpRequest& req,
          const bytecode::NormalizedRequest& norm, const std::vector<std::string>& params,
          const json* claims, const bytecode::HttpResponse* resp)
-      : route_(route), req_(req), norm_(norm), params_(params), claims_(claims), resp_(resp) {}
+      : prog_(prog), route_(route), req_(req), norm_(norm), params_(params), claims_(claims), resp_(resp) {}
 
   V Eval(const IrExpr& e) {
     switch (e.kind) {
@@ -198,6 +198,7 @@ class Interp {
       case IrKind::kResp:
         if (!resp_) throw EvalError{"no response"};
         if (e.rfield == ResponseField::kStatus) return Int(ValueType::kInt, resp_->status);
+        if (e.rfield == ResponseField::kJson) return Json(BodyJson(resp_->body, "response"));
         return Str(std::string(resp_->body));
       case IrKind::kParam: return Str(params_.at(e.index));
       case IrKind::kFirst: {
@@ -219,6 +220,25 @@ class Interp {
       case IrKind::kAll: {
         std::vector<V> l;
         for (auto& s : Values(e.source, e.str)) l.push_back(Str(s));
+        return List(std::move(l));
+      }
+      case IrKind::kRelation: {
+        V key = Eval(*e.children[0]);
+        if (key.kind != ValueType::kString) throw EvalError{"relation key is not a string"};
+        const IrRelation& rel = prog_.relations.at(e.index);
+        auto it = std::lower_bound(
+            rel.entries.begin(), rel.entries.end(), key.s,
+            [](const auto& entry, const std::string& k) { return entry.first < k; });
+        bool found = it != rel.entries.end() && it->first == key.s;
+        if (e.bool_value) return Bool(found);
+        if (!rel.list) {
+          if (!found) throw EvalError{"relation `" + rel.name + "` has no key"};
+          return Str(it->second.at(0));
+        }
+        std::vector<V> l;
+        if (found) {
+          for (const auto& v : it->second) l.push_back(Str(v));
+        }
         return List(std::move(l));
       }
       case IrKind::kHas:
@@ -348,8 +368,35 @@ class Interp {
       case RequestField::kTime: return Int(ValueType::kTimestamp, req_.time);
       case RequestField::kQueryString: return Str(std::string(norm_.raw_query));
       case RequestField::kRoute: return Str(route_.name);
+      case RequestField::kJson: return Json(BodyJson(req_.body, "request"));
     }
     throw EvalError{"bad field"};
+  }
+
+  // request.json / response.json: strict JSON (nlohmann checks UTF-8), at
+  // most kMaxJsonBodyBytes, nested at most kMaxJsonBodyDepth, no member
+  // name twice in one object; anything else is an evaluation error.
+  static json BodyJson(std::string_view body, const char* which) {
+    if (body.size() > bytecode::kMaxJsonBodyBytes) {
+      throw EvalError{std::string("the ") + which + " body is over the JSON size limit"};
+    }
+    std::vector<std::set<std::string>> open;
+    bool bad = false;
+    json::parser_callback_t cb = [&](int depth, json::parse_event_t ev, json& parsed) {
+      if (depth > bytecode::kMaxJsonBodyDepth) bad = true;
+      if (ev == json::parse_event_t::object_start) open.emplace_back();
+      if (ev == json::parse_event_t::object_end && !open.empty()) open.pop_back();
+      if (ev == json::parse_event_t::key && !open.empty() &&
+          !open.back().insert(parsed.get<std::string>()).second) {
+        bad = true;
+      }
+      return true;
+    };
+    json j = json::parse(body.begin(), body.end(), cb, /*allow_exceptions=*/false);
+    if (bad || j.is_discarded()) {
+      throw EvalError{std::string("the ") + which + " body is not JSON"};
+    }
+    return j;
   }
 
   static void Check(bool overflow) {
@@ -474,6 +521,7 @@ class Interp {
     throw EvalError{"unknown builtin"};
   }
 
+  const IrProgram& prog_;
   const IrRoute& route_;
   const bytecode::HttpRequest& req_;
   const bytecode::NormalizedRequest& norm_;
@@ -628,7 +676,7 @@ RefDecision RefEvaluate(const IrProgram& prog, const bytecode::HttpRequest& req,
   if (route->auth && resp == nullptr) {
     if (auto d = RefAuth(*route, *route->auth, req, norm, claims)) return *d;
   }
-  Interp in(*route, req, norm, params, claims, resp);
+  Interp in(prog, *route, req, norm, params, claims, resp);
   auto run = [&](const std::vector<IrRule>& rules) -> std::optional<RefDecision> {
     for (const auto& r : rules) {
       try {

@@ -57,6 +57,8 @@ enum class IrKind : uint8_t {
   kBinary,   // op(children[0], children[1]); op is one of kEq..kMod, kIn
   kMatch,    // children[0] matches regex `str` (validated RE2)
   kCall,     // builtin(children...)
+  kRelation, // relation `index` looked up by children[0] (string key);
+             //   bool_value: presence test (`has(rel[key])`) instead
 };
 
 struct IrExpr {
@@ -78,6 +80,27 @@ struct IrExpr {
 
 std::unique_ptr<IrExpr> Clone(const IrExpr& e);
 
+// One clause of an ownership rule: `== value` or `in value`, if `cond`.
+struct IrOwnClause {
+  bool in = false;                // false: object == value; true: object in value
+  std::unique_ptr<IrExpr> value;  // string (==) or list<string> (in), already typed
+  std::unique_ptr<IrExpr> cond;   // null: always applies
+  std::string value_text;         // as written, for tools: "token.patient_id"
+  std::string cond_text;          // "" or as written: "token.role == \"patient\""
+  dsl::Location loc;
+};
+
+// `owns OBJECT { clauses }`: the rule passes when a clause whose condition
+// holds matches. Kept as a structure so that tools (vakt check, the test
+// generator) can read it; IrRule::cond holds the same logic as code:
+// (c1 && obj == v1) || (c2 && obj in v2) || ...
+struct IrOwnership {
+  std::unique_ptr<IrExpr> object;  // string
+  std::string object_text;         // as written: "params.patient_id"
+  std::vector<IrOwnClause> clauses;
+  bool response = false;           // in `on response`
+};
+
 // One requirement: the request passes it when `cond` is true.
 struct IrRule {
   std::string id;          // e.g. "records.get_record.owner"
@@ -86,6 +109,7 @@ struct IrRule {
   std::string message;
   std::unique_ptr<IrExpr> cond;
   dsl::Location loc;
+  std::shared_ptr<const IrOwnership> owns;  // set for `owns` rules
 };
 
 // A path template segment: a literal or a parameter with an optional shape.
@@ -131,9 +155,20 @@ struct IrRoute {
   dsl::Location loc;
 };
 
+// `relation NAME: string|list<string> = "file.json"`: read and checked at
+// build time, entries sorted by key bytes (no key twice).
+struct IrRelation {
+  std::string name;  // "healthcare.care_teams"
+  bool list = false;
+  std::vector<std::pair<std::string, std::vector<std::string>>> entries;
+  std::string file;  // as written
+  dsl::Location loc;
+};
+
 struct IrProgram {
   std::string name;
   std::vector<IrIssuer> issuers;
+  std::vector<IrRelation> relations;
   std::vector<IrRoute> routes;
 };
 

@@ -15,6 +15,8 @@
 #include <set>
 #include <unordered_map>
 
+#include <simdjson.h>
+
 #include "bytecode/fapi_auth.h"
 #include "bytecode/jose.h"
 #include "bytecode/request.h"
@@ -93,6 +95,7 @@ struct Package {
   std::map<std::string, std::pair<const ast::Shape*, FileCtx*>> shapes;
   std::map<std::string, std::pair<const ast::Profile*, FileCtx*>> profiles;
   std::map<std::string, uint32_t> issuers;  // name -> IrProgram::issuers index
+  std::map<std::string, uint32_t> relations;  // name -> IrProgram::relations index
   std::map<std::string, Location> defined;  // every top-level name, for duplicates
 };
 
@@ -142,6 +145,12 @@ class Lowerer {
   void LowerIssuer(const ast::Issuer& is, FileCtx* file, IrProgram& prog);
   void ApplyFapi2(const ast::Stmt& s, FileCtx* file, IrRoute& route);
   bool ResolveIssuer(const ast::Expr& e, FileCtx* file, uint32_t* index);
+
+  // Relations and ownership.
+  void LowerRelation(const ast::Relation& r, FileCtx* file, IrProgram& prog);
+  bool ResolveRelation(const ast::Expr& e, Env& env, uint32_t* index);
+  void LowerOwns(const ast::Stmt& s, FileCtx* file, IrRoute& route, bool response,
+                 std::vector<Local>& locals, IrRule& rule);
 
   // Expressions.
   std::unique_ptr<IrExpr> LowerExpr(const ast::Expr& e, Env& env);
@@ -337,6 +346,19 @@ std::unique_ptr<IrExpr> Lowerer::LowerExpr(const ast::Expr& e, Env& env) {
     case ast::ExprKind::kName: return LowerName(e, env);
     case ast::ExprKind::kMember:
     case ast::ExprKind::kIndex: {
+      uint32_t rel = 0;
+      if (e.kind == ast::ExprKind::kIndex && e.children.size() == 2 && e.children[0] &&
+          e.children[1] && ResolveRelation(*e.children[0], env, &rel)) {
+        const IrRelation& r = prog_->relations[rel];
+        auto key = Expect(LowerExpr(*e.children[1], env), Type::Of(ValueType::kString),
+                          "a relation key");
+        auto out = Make(IrKind::kRelation,
+                        r.list ? Type::ListOf(ValueType::kString) : Type::Of(ValueType::kString),
+                        e.loc);
+        out->index = rel;
+        out->children.push_back(std::move(key));
+        return out;
+      }
       bool handled = false;
       auto r = LowerPath(e, env, &handled);
       if (handled) return r;
@@ -432,6 +454,10 @@ std::unique_ptr<IrExpr> Lowerer::LowerName(const ast::Expr& e, Env& env) {
   }
   if (pkg->functions.count(n)) {
     Error(e.loc, "function " + Bt(n) + " must be called");
+    return Bad(e.loc);
+  }
+  if (pkg->relations.count(n)) {
+    Error(e.loc, "relation " + Bt(n) + " is a table: look a key up with " + Bt(n + "[key]"));
     return Bad(e.loc);
   }
   if (env.file->imports.count(n)) {
@@ -569,9 +595,27 @@ std::unique_ptr<IrExpr> Lowerer::LowerPath(const ast::Expr& e, Env& env, bool* h
     }
     return param(parts[0]);
   }
+  // request.json.a.b / response.json["a"]: the body parsed as JSON, then
+  // member access as on claims.
+  auto body_json = [&](IrKind kind) {
+    auto r = Make(kind, Type::Of(ValueType::kJson), e.loc);
+    if (kind == IrKind::kReq) {
+      r->field = RequestField::kJson;
+    } else {
+      r->rfield = ResponseField::kJson;
+    }
+    for (size_t i = 1; i < parts.size(); ++i) {
+      auto f = Make(IrKind::kField, Type::Of(ValueType::kJson), e.loc);
+      f->str = parts[i];
+      f->children.push_back(std::move(r));
+      r = std::move(f);
+    }
+    return r;
+  };
   if (root == "request") {
     *handled = true;
     const std::string& p0 = parts[0];
+    if (p0 == "json") return body_json(IrKind::kReq);
     if (parts.size() == 1) {
       static const std::map<std::string, std::pair<RequestField, ValueType>> kFields = {
           {"method", {RequestField::kMethod, ValueType::kString}},
@@ -614,6 +658,7 @@ std::unique_ptr<IrExpr> Lowerer::LowerPath(const ast::Expr& e, Env& env, bool* h
       Error(e.loc, "`response` is only available in `on response` rules");
       return Bad(e.loc);
     }
+    if (parts[0] == "json") return body_json(IrKind::kResp);
     if (parts.size() == 1 && parts[0] == "status") {
       auto r = Make(IrKind::kResp, Type::Of(ValueType::kInt), e.loc);
       r->rfield = ResponseField::kStatus;
@@ -710,6 +755,12 @@ std::unique_ptr<IrExpr> Lowerer::LowerCall(const ast::Expr& e, Env& env) {
   if (name == "has") {
     if (!arity(1)) return Bad(e.loc);
     auto x = LowerExpr(*arg_ast[0], env);
+    if (x->kind == IrKind::kRelation) {
+      x->bool_value = true;  // presence, not the value
+      x->type = Type::Of(ValueType::kBool);
+      x->loc = e.loc;
+      return x;
+    }
     IrExpr* base = x.get();
     if (base->kind == IrKind::kConvert) base = base->children[0].get();
     if (base->kind == IrKind::kFirst || base->kind == IrKind::kParam) {
@@ -1559,8 +1610,345 @@ void Lowerer::ExpandStmts(const std::vector<ast::Stmt>& stmts, FileCtx* file, Ir
         (response ? route.response_rules : route.request_rules).push_back(std::move(rule));
         break;
       }
+      case ast::StmtKind::kOwns: {
+        IrRule rule;
+        ++out.rule_counter;
+        if (!s.label.empty()) {
+          if (!out.labels.insert(s.label).second) {
+            Error(s.loc, "duplicate rule label " + Bt(s.label) + " in " + Bt(out.scope));
+          }
+          rule.id = out.scope + "." + s.label;
+        } else {
+          rule.id = out.scope + "#" + std::to_string(out.rule_counter);
+        }
+        LowerOwns(s, file, route, response, locals, rule);
+        (response ? route.response_rules : route.request_rules).push_back(std::move(rule));
+        break;
+      }
     }
   }
+}
+
+// ---------------------------------------------------------------------------
+// Relations and ownership rules
+
+namespace {
+
+// The source form of an expression, for tools and messages (`vakt check`,
+// the generated tests): canonical spacing, not the original text.
+std::string ExprText(const ast::Expr& e, int depth = 0) {
+  if (depth > 64) return "...";
+  auto child = [&](size_t i) {
+    return i < e.children.size() && e.children[i] ? ExprText(*e.children[i], depth + 1)
+                                                  : std::string("?");
+  };
+  switch (e.kind) {
+    case ast::ExprKind::kNull: return "null";
+    case ast::ExprKind::kBool: return e.bool_value ? "true" : "false";
+    case ast::ExprKind::kInt: return std::to_string(e.int_value);
+    case ast::ExprKind::kDuration: return std::to_string(e.int_value) + "s";
+    case ast::ExprKind::kString: {
+      std::string out = "\"";
+      for (char c : e.text) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+      }
+      return out + "\"";
+    }
+    case ast::ExprKind::kName: return e.text;
+    case ast::ExprKind::kMember: return child(0) + "." + e.text;
+    case ast::ExprKind::kIndex: return child(0) + "[" + child(1) + "]";
+    case ast::ExprKind::kList:
+    case ast::ExprKind::kCall: {
+      std::string out = e.kind == ast::ExprKind::kCall ? child(0) + "(" : "[";
+      for (size_t i = e.kind == ast::ExprKind::kCall ? 1 : 0; i < e.children.size(); ++i) {
+        if (out.back() != '(' && out.back() != '[') out += ", ";
+        out += child(i);
+      }
+      return out + (e.kind == ast::ExprKind::kCall ? ")" : "]");
+    }
+    case ast::ExprKind::kUnary: return (e.uop == ast::UnaryOp::kNot ? "!" : "-") + child(0);
+    case ast::ExprKind::kBinary: {
+      static constexpr const char* kOps[] = {"||", "&&", "==", "!=", "<", "<=", ">", ">=",
+                                             "in", "matches", "+", "-", "*", "/", "%"};
+      return child(0) + " " + kOps[static_cast<int>(e.bop)] + " " + child(1);
+    }
+  }
+  return "?";
+}
+
+const char* JsonKind(simdjson::dom::element_type t) {
+  switch (t) {
+    case simdjson::dom::element_type::ARRAY: return "an array";
+    case simdjson::dom::element_type::OBJECT: return "an object";
+    case simdjson::dom::element_type::STRING: return "a string";
+    case simdjson::dom::element_type::BOOL: return "a boolean";
+    case simdjson::dom::element_type::NULL_VALUE: return "null";
+    default: return "a number";
+  }
+}
+
+std::string ShortKey(std::string_view k) {
+  return std::string(k.substr(0, 64)) + (k.size() > 64 ? "..." : "");
+}
+
+}  // namespace
+
+void Lowerer::LowerRelation(const ast::Relation& r, FileCtx* file, IrProgram& prog) {
+  Package& pkg = *file->pkg;
+  Declare(pkg, r.name, r.loc);
+  IrRelation out;
+  out.name = pkg.name + "." + r.name;
+  out.file = r.file;
+  out.loc = r.loc;
+  bool ok = true;
+  const bool is_string = r.type.kind == ast::TypeRef::Kind::kString;
+  const bool is_list = r.type.kind == ast::TypeRef::Kind::kList && r.type.elem &&
+                       r.type.elem->kind == ast::TypeRef::Kind::kString;
+  if (!is_string && !is_list) {
+    Error(r.type.loc.file ? r.type.loc : r.loc,
+          "relation " + Bt(r.name) + " must map keys to `string` or `list<string>`, got " +
+              Bt(TypeName(FromTypeRef(r.type, diags_))));
+    ok = false;
+  }
+  out.list = is_list;
+  const Location& at = r.file_loc.file ? r.file_loc : r.loc;
+  const std::string where = "relation " + Bt(r.name) + ": " + Bt(r.file) + ": ";
+  std::string text;
+  if (!read_asset_) {
+    Error(at, "cannot read " + Bt(r.file) + ": files cannot be read here");
+    ok = false;
+  } else if (auto t = read_asset_(*r.loc.file, r.file); !t.ok()) {
+    Error(at, "cannot read the relation file " + Bt(r.file) + ": " + t.status().message());
+    ok = false;
+  } else if (t->size() > kMaxRelationFileBytes) {
+    Error(at, where + "over the limit of 64 MiB");
+    ok = false;
+  } else {
+    text = std::move(*t);
+  }
+  if (ok) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    if (auto err = parser.parse(text).get(root); err != simdjson::SUCCESS) {
+      Error(at, where + "malformed JSON: " + simdjson::error_message(err));
+      ok = false;
+    } else if (!root.is_object()) {
+      Error(at, where + "expected a JSON object of keys to " +
+                    (is_list ? "lists of strings" : "strings") + ", got " +
+                    JsonKind(root.type()));
+      ok = false;
+    } else {
+      int errors = 0;
+      auto bad = [&](std::string msg) {
+        ok = false;
+        if (++errors <= 5) Error(at, where + msg);
+      };
+      for (auto field : simdjson::dom::object(root)) {
+        std::string_view key = field.key;
+        if (key.size() > bytecode::kMaxRelationKeyBytes) {
+          bad("key " + Bt(ShortKey(key)) + " is longer than " +
+              std::to_string(bytecode::kMaxRelationKeyBytes) + " bytes");
+          continue;
+        }
+        std::vector<std::string> values;
+        std::string_view sv;
+        if (!is_list) {
+          if (field.value.get_string().get(sv) != simdjson::SUCCESS) {
+            bad("key " + Bt(ShortKey(key)) + " maps to " + JsonKind(field.value.type()) +
+                ", expected a string");
+            continue;
+          }
+          values.emplace_back(sv);
+        } else {
+          simdjson::dom::array arr;
+          if (field.value.get_array().get(arr) != simdjson::SUCCESS) {
+            bad("key " + Bt(ShortKey(key)) + " maps to " + JsonKind(field.value.type()) +
+                ", expected an array of strings");
+            continue;
+          }
+          bool elems_ok = true;
+          for (auto v : arr) {
+            if (v.get_string().get(sv) != simdjson::SUCCESS) {
+              bad("key " + Bt(ShortKey(key)) + ": element " + std::to_string(values.size()) +
+                  " is " + JsonKind(v.type()) + ", expected a string");
+              elems_ok = false;
+              break;
+            }
+            values.emplace_back(sv);
+          }
+          if (!elems_ok) continue;
+          if (values.size() > bytecode::kMaxRelationValues) {
+            bad("key " + Bt(ShortKey(key)) + " lists " + std::to_string(values.size()) +
+                " values, the limit is " + std::to_string(bytecode::kMaxRelationValues));
+            continue;
+          }
+        }
+        bool long_value = false;
+        for (const auto& v : values) long_value |= v.size() > bytecode::kMaxRelationKeyBytes;
+        if (long_value) {
+          bad("key " + Bt(ShortKey(key)) + " has a value longer than " +
+              std::to_string(bytecode::kMaxRelationKeyBytes) + " bytes");
+          continue;
+        }
+        out.entries.emplace_back(std::string(key), std::move(values));
+        if (out.entries.size() > bytecode::kMaxRelationEntries) {
+          bad("more than " + std::to_string(bytecode::kMaxRelationEntries) + " keys");
+          break;
+        }
+      }
+      std::sort(out.entries.begin(), out.entries.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (size_t i = 1; i < out.entries.size(); ++i) {
+        if (out.entries[i].first == out.entries[i - 1].first) {
+          bad("key " + Bt(ShortKey(out.entries[i].first)) + " appears twice");
+        }
+      }
+    }
+  }
+  pkg.relations.emplace(r.name, static_cast<uint32_t>(prog.relations.size()));
+  if (prog.relations.size() >= bytecode::kMaxRelations) {
+    Error(r.loc, "a policy may declare at most " + std::to_string(bytecode::kMaxRelations) +
+                     " relations");
+    return;
+  }
+  if (!ok) out.entries.clear();
+  prog.relations.push_back(std::move(out));
+}
+
+bool Lowerer::ResolveRelation(const ast::Expr& e, Env& env, uint32_t* index) {
+  Package* pkg = env.file->pkg;
+  std::string name;
+  if (e.kind == ast::ExprKind::kName) {
+    name = e.text;
+    if (env.locals) {
+      for (const auto& l : *env.locals) {
+        if (l.name == name) return false;
+      }
+    }
+    if (pkg->consts.count(name)) return false;
+  } else if (e.kind == ast::ExprKind::kMember && e.children.size() == 1 && e.children[0] &&
+             e.children[0]->kind == ast::ExprKind::kName) {
+    auto it = env.file->imports.find(e.children[0]->text);
+    if (it == env.file->imports.end()) return false;
+    pkg = it->second;
+    name = e.text;
+  } else {
+    return false;
+  }
+  auto it = pkg->relations.find(name);
+  if (it == pkg->relations.end() || it->second >= prog_->relations.size()) return false;
+  *index = it->second;
+  return true;
+}
+
+void Lowerer::LowerOwns(const ast::Stmt& s, FileCtx* file, IrRoute& route, bool response,
+                        std::vector<Local>& locals, IrRule& rule) {
+  auto own = std::make_shared<IrOwnership>();
+  own->response = response;
+  own->object_text = s.expr ? ExprText(*s.expr) : "?";
+  rule.loc = s.loc;
+  if (s.has_deny) {
+    if (s.deny.status < 400 || s.deny.status > 599) {
+      Error(s.deny.loc.file ? s.deny.loc : s.loc,
+            "deny status must be between 400 and 599, got " + std::to_string(s.deny.status));
+    }
+    rule.status = s.deny.status;
+    rule.error = s.deny.error;
+    rule.message = s.deny.message;
+  } else {
+    rule.status = 403;
+    rule.error = "access_denied";
+  }
+  if (rule.message.empty()) {
+    rule.message = response ? "the response names an object the caller does not own (" +
+                                  Bt(own->object_text) + "); the response is withheld"
+                            : "the caller does not own " + Bt(own->object_text);
+  }
+  Env env{file, &locals, &route, response, 0};
+  poisoned_ = false;
+  if (!s.expr) return;
+  auto object = LowerExpr(*s.expr, env);
+  // The object: a path parameter, a query value, or a value of the JSON body.
+  const IrExpr* base = object.get();
+  while (base->kind == IrKind::kField || base->kind == IrKind::kConvert) {
+    base = base->children[0].get();
+  }
+  bool object_ok = object->kind == IrKind::kParam ||
+                   (object->kind == IrKind::kFirst && object->source == Source::kQuery) ||
+                   (object->kind == IrKind::kField &&
+                    ((base->kind == IrKind::kReq && base->field == RequestField::kJson) ||
+                     (base->kind == IrKind::kResp && base->rfield == ResponseField::kJson)));
+  if (!object_ok && !poisoned_) {
+    Error(s.expr->loc, "the object of `owns` must be a path parameter, a query value or a value "
+                       "of the JSON body (`params.id`, `request.query.id`, `request.json.id`" +
+                           std::string(response ? ", `response.json.id`" : "") + "), got " +
+                           Bt(own->object_text));
+  }
+  object = Expect(std::move(object), Type::Of(ValueType::kString), "the object of `owns`");
+  if (s.clauses.empty()) {
+    Error(s.loc, "`owns` needs at least one clause: `== VALUE` or `in LIST`, each maybe with "
+                 "`if CONDITION`");
+  }
+  std::unique_ptr<IrExpr> any;
+  for (const auto& c : s.clauses) {
+    IrOwnClause clause;
+    clause.in = c.in;
+    clause.loc = c.loc;
+    clause.value_text = c.value ? ExprText(*c.value) : "?";
+    clause.cond_text = c.cond ? ExprText(*c.cond) : "";
+    if (!c.value) continue;
+    poisoned_ = false;
+    auto value = LowerExpr(*c.value, env);
+    if (!c.in) {
+      value = Expect(std::move(value), Type::Of(ValueType::kString),
+                     "the value of an `==` ownership clause");
+    } else {
+      if (value->type.kind == ValueType::kJson) {
+        value = Coerce(std::move(value), Type::ListOf(ValueType::kString));
+      }
+      if (value->type != Type::ListOf(ValueType::kString) && !poisoned_) {
+        Error(c.value->loc, "the value of an `in` ownership clause must be a `list<string>` (a "
+                            "list claim or a list relation), got " +
+                                Bt(TypeName(value->type)));
+        value = Bad(c.value->loc);
+      }
+    }
+    std::unique_ptr<IrExpr> cond;
+    if (c.cond) {
+      poisoned_ = false;
+      cond = Expect(LowerExpr(*c.cond, env), Type::Of(ValueType::kBool),
+                    "the condition of an ownership clause");
+    }
+    auto test = Make(IrKind::kBinary, Type::Of(ValueType::kBool), c.loc);
+    test->op = c.in ? bytecode::Op::kIn : bytecode::Op::kEq;
+    test->children.push_back(Clone(*object));
+    test->children.push_back(Clone(*value));
+    if (cond) {
+      auto both = Make(IrKind::kAnd, Type::Of(ValueType::kBool), c.loc);
+      both->children.push_back(Clone(*cond));
+      both->children.push_back(std::move(test));
+      test = std::move(both);
+    }
+    if (!any) {
+      any = std::move(test);
+    } else {
+      auto either = Make(IrKind::kOr, Type::Of(ValueType::kBool), c.loc);
+      either->children.push_back(std::move(any));
+      either->children.push_back(std::move(test));
+      any = std::move(either);
+    }
+    clause.value = std::move(value);
+    clause.cond = std::move(cond);
+    own->clauses.push_back(std::move(clause));
+  }
+  poisoned_ = false;
+  if (!any) {
+    any = Make(IrKind::kConst, Type::Of(ValueType::kBool), s.loc);  // false: deny
+  }
+  own->object = std::move(object);
+  rule.cond = std::move(any);
+  rule.owns = std::move(own);
 }
 
 void Lowerer::ExpandBody(const ast::Body& body, FileCtx* file, IrRoute& route,
@@ -1789,6 +2177,10 @@ IrProgram Lowerer::Run(const std::vector<const ast::File*>& files, const std::st
   // Issuers (their keys are read and checked here, once).
   for (auto& ctx : file_ctxs_) {
     for (const auto& is : ctx->file->issuers) LowerIssuer(is, ctx.get(), prog);
+  }
+  // Relations (their files are read and checked here, once).
+  for (auto& ctx : file_ctxs_) {
+    for (const auto& r : ctx->file->relations) LowerRelation(r, ctx.get(), prog);
   }
   // Functions are checked once on their own so that unused ones get errors too.
   for (auto& ctx : file_ctxs_) {

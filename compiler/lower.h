@@ -33,6 +33,10 @@ using AssetReader =
     std::function<Result<std::string>(const dsl::SourceFile& from, const std::string& path)>;
 
 inline constexpr size_t kMaxAssetBytes = 1u << 20;  // a JWKS file
+// A relation file (`relation NAME: T = "file.json"`); also the most the
+// default AssetReader reads. Each kind of file is checked against its own
+// limit when it is used.
+inline constexpr size_t kMaxRelationFileBytes = 64u << 20;
 
 // Lowers every api/route of `files` into one IrProgram named `name`.
 // On errors (diags.HasErrors()) the program is incomplete and must not be

@@ -27,6 +27,8 @@
 #include "bytecode/vm.h"
 #include "compiler/compile.h"
 #include "compiler/policy_test.h"
+#include "compiler/schema_compile.h"
+#include "bytecode/schema.h"
 #include "compiler/token_tool.h"
 #include "dsl/formatter.h"
 
@@ -45,12 +47,18 @@ const char* kUsageText =
     "commands:\n"
     "  check FILES|DIRS... [--budget N]    report every diagnostic; exit 1 on errors\n"
     "  build FILES|DIRS... -o OUT.vkb      compile to a bundle [--budget N] [--name NAME]\n"
-    "  test FILES|DIRS... [-v] [--budget N] run the policy tests written beside the policy\n"
+    "  test FILES|DIRS... [-v] [--budget N] [--no-generate]\n"
+    "                                      run the policy tests written beside the policy,\n"
+    "                                      then the ownership tests generated from `owns`\n"
     "  eval BUNDLE|FILES... --request REQ.json [--claims CLAIMS.json | --revoked REVOKED.json]\n"
     "       [--response RESP.json] [--now UNIX] [--budget N]   print the decision as JSON\n"
     "  disasm BUNDLE|FILES... [--budget N] print a bundle's tables and code\n"
     "  fmt [--check] FILES|DIRS...         format sources in place (or check)\n"
     "  version                             print the compiler version\n"
+    "  validate --schema SCHEMA.json [--strict] [--format-assert] INSTANCE.json...\n"
+    "       (or --openapi DOC --component NAME)  validate JSON instances against a JSON\n"
+    "                                      Schema (2020-12); exit 0 all valid, 1 some invalid\n"
+    "                                      or malformed, 2 errors\n"
     "  token SUBCOMMAND [options]          TEST TOOLING: test keys, access tokens, DPoP\n"
     "                                      proofs, client certificates (`vakt token help`)\n";
 
@@ -268,7 +276,9 @@ int CmdBuild(int argc, char** argv) {
 int CmdTest(int argc, char** argv) {
   Args a;
   std::string err;
-  if (!ParseArgs(argc, argv, 2, {"--budget"}, {"-v", "--verbose"}, &a, &err)) return Usage(err);
+  if (!ParseArgs(argc, argv, 2, {"--budget"}, {"-v", "--verbose", "--no-generate"}, &a, &err)) {
+    return Usage(err);
+  }
   if (a.positional.empty()) return Usage("test needs files or directories");
   compiler::CompileOptions opts;
   if (const auto* b = a.Flag("--budget")) {
@@ -282,22 +292,50 @@ int CmdTest(int argc, char** argv) {
     PrintSummary(diags);
     return kFail;
   }
-  auto outcomes = compiler::RunPolicyTests(*c);
+  compiler::PolicyTestOptions topts;
+  topts.generate_ownership = !a.Switch("--no-generate");
+  auto outcomes = compiler::RunPolicyTests(*c, topts);
   size_t passed = 0, failed = 0;
+  size_t gen_passed = 0, gen_failed = 0, gen_skipped = 0;
   bool verbose = a.Switch("-v") || a.Switch("--verbose");
+  auto where = [](const compiler::TestOutcome& o) {
+    std::string s;
+    if (o.loc.file) {
+      s = o.loc.file->path + ":" + std::to_string(o.loc.line) + ":" + std::to_string(o.loc.column) +
+          ": ";
+    }
+    return s;
+  };
   for (const auto& o : outcomes) {
+    if (o.generated) continue;
     if (o.passed) {
       ++passed;
       if (verbose) std::cout << "PASS " << o.name << "\n";
       continue;
     }
     ++failed;
-    std::cout << "FAIL ";
-    if (o.loc.file) std::cout << o.loc.file->path << ":" << o.loc.line << ":" << o.loc.column << ": ";
-    std::cout << "test `" << o.name << "`: " << o.message << "\n";
+    std::cout << "FAIL " << where(o) << "test `" << o.name << "`: " << o.message << "\n";
+  }
+  // Generated ownership tests, reported apart from the written ones.
+  for (const auto& o : outcomes) {
+    if (!o.generated) continue;
+    if (o.skipped) {
+      ++gen_skipped;
+      std::cout << "generated: " << o.name << " ... skipped: " << o.message << "\n";
+    } else if (o.passed) {
+      ++gen_passed;
+      if (verbose) std::cout << "generated: " << o.name << " ... ok\n";
+    } else {
+      ++gen_failed;
+      std::cout << "generated: " << where(o) << o.name << " ... FAIL: " << o.message << "\n";
+    }
   }
   std::cout << passed << " passed, " << failed << " failed\n";
-  return failed ? kFail : kOk;
+  if (gen_passed + gen_failed + gen_skipped > 0) {
+    std::cout << "generated ownership tests: " << gen_passed << " passed, " << gen_failed
+              << " failed, " << gen_skipped << " skipped\n";
+  }
+  return failed || gen_failed ? kFail : kOk;
 }
 
 bool LooksLikeBundle(const std::string& path) {
@@ -862,6 +900,70 @@ int CmdToken(int argc, char** argv) {
 
 }  // namespace
 
+// `vakt validate`: JSON instances against a schema, through the same compiled
+// engine as the VM (compiler/schema_compile -> bytecode/schema). A malformed
+// instance (not JSON, invalid UTF-8, duplicate keys) or one over a limit is
+// reported as invalid (exit 1), as the VM would deny it; exit 2 is for
+// errors of the command itself: usage, an unreadable file, a schema that
+// does not compile.
+int CmdValidate(int argc, char** argv) {
+  Args a;
+  std::string err;
+  if (!ParseArgs(argc, argv, 2, {"--schema", "--openapi", "--component"},
+                 {"--strict", "--format-assert"}, &a, &err)) {
+    return Usage(err);
+  }
+  const std::string* schema = a.Flag("--schema");
+  const std::string* openapi = a.Flag("--openapi");
+  const std::string* component = a.Flag("--component");
+  if ((schema != nullptr) == (openapi != nullptr)) {
+    return Usage("validate needs --schema SCHEMA.json or --openapi DOC --component NAME");
+  }
+  if (openapi && !component) return Usage("--openapi needs --component NAME");
+  if (component && !openapi) return Usage("--component applies to --openapi");
+  if (a.positional.empty()) return Usage("validate needs instance files");
+  compiler::SchemaOptions opts;
+  opts.strict = a.Switch("--strict");
+  opts.format_assertion = a.Switch("--format-assert");
+  compiler::SchemaCompiler sc;
+  Status st = openapi ? sc.AddOpenApi("schema", *openapi, compiler::OpenApiSelector{*component, "", "", 0}, opts)
+                      : sc.AddFile("schema", *schema, opts);
+  if (!st.ok()) {
+    std::cerr << "vakt: " << (st.code() == StatusCode::kInvalidArgument ? st.message() : st.ToString()) << "\n";
+    return kUsage;
+  }
+  auto bytes = sc.Build();
+  if (!bytes.ok()) {
+    std::cerr << "vakt: " << bytes.status().ToString() << "\n";
+    return kUsage;
+  }
+  auto set = bytecode::SchemaSet::Load(*bytes);
+  if (!set.ok()) {
+    std::cerr << "vakt: internal error: " << set.status().ToString() << "\n";
+    return kUsage;
+  }
+  bytecode::ValidationLimits limits;
+  bytecode::ValidationScratch scratch;
+  bool any_invalid = false, any_error = false;
+  for (const auto& file : a.positional) {
+    std::string text;
+    if (!ReadAll(file, &text, &err)) {
+      std::cerr << "vakt: " << err << "\n";
+      any_error = true;
+      continue;
+    }
+    bytecode::ValidationResult r = bytecode::Validate(**set, 0, text, limits, scratch);
+    if (r.valid()) {
+      std::cout << file << ": valid\n";
+    } else {
+      any_invalid = true;
+      std::cout << file << ": " << r.ToString() << "\n";
+    }
+  }
+  if (any_error) return kUsage;
+  return any_invalid ? kFail : kOk;
+}
+
 int main(int argc, char** argv) {
   if (argc < 2) return Usage("");
   std::string cmd = argv[1];
@@ -872,6 +974,7 @@ int main(int argc, char** argv) {
   if (cmd == "disasm") return CmdDisasm(argc, argv);
   if (cmd == "fmt") return CmdFmt(argc, argv);
   if (cmd == "token") return CmdToken(argc, argv);
+  if (cmd == "validate") return CmdValidate(argc, argv);
   if (cmd == "version" || cmd == "--version") {
     std::cout << vakt::compiler::kCompilerVersion << " (bundle format "
               << vakt::bytecode::kCurrentVersion << ")\n";

@@ -32,6 +32,7 @@ decl
   | profileDecl
   | apiDecl
   | issuerDecl
+  | relationDecl
   | testDecl
   ;
 
@@ -50,6 +51,9 @@ issuerDecl : ISSUER IDENT settings ;
 // Settings of an issuer or of a built-in profile (`use fapi2 { ... }`).
 // `loosen` marks a setting that weakens the FAPI 2.0 defaults on purpose.
 settings   : '{' setting* '}' ;
+// `relation NAME: list<string> = "file.json"`: a JSON object of keys to
+// strings (or lists of strings), read at build time into the bundle.
+relationDecl : RELATION IDENT ':' type '=' str ;
 setting    : LOOSEN? anyName '=' expr ;
 
 type
@@ -70,7 +74,21 @@ statement
   | LET IDENT '=' expr                            # letStmt
   | (label ':')? REQUIRE expr ELSE denyClause     # requireStmt
   | (label ':')? denyClause IF expr               # denyIfStmt
+  | (label ':')? OWNS postfixExpr '{' ownClause* '}' (ELSE denyClause)?  # ownsStmt
   ;
+
+// One way to own the object: `== value` or `in list`, maybe `if cond`. The
+// value is an addExpr so that the next clause's `==` / `in` starts a new
+// clause (parenthesise a comparison). In a condition, a comparison operator
+// that starts a line starts the next clause instead (the predicate), so
+// `if has(x)` on one line and `in y` on the next are two clauses; this is
+// the only place where a line break matters. The condition has rules of
+// its own so that what may follow a clause does not leak into the follow
+// sets of expr (which would move the errors of `a == == b`).
+ownClause : (EQ | IN) addExpr (IF ownCond)? ;
+ownCond   : ownAnd (OR ownAnd)* ;
+ownAnd    : ownCmp (AND ownCmp)* ;
+ownCmp    : addExpr ({_input->LT(1)->getLine() == _input->LT(-1)->getLine()}? cmpOp addExpr)? ;
 
 // Rule labels may be any name, keywords included (`json: require ...`).
 label : anyName ;
@@ -155,7 +173,7 @@ anyName
   | ROUTE | ON | RESPONSE | USE | REQUIRE | ELSE | DENY | IF | TEST | REQUEST
   | NOW | EXPECT | ALLOW | TRUE_ | FALSE_ | NULL_ | IN | MATCHES | BOOL | INT_T
   | STRING_T | DURATION_T | TIMESTAMP | JSON | LIST
-  | ISSUER | LOOSEN | TOKEN | DPOP | CERT | REVOKE
+  | ISSUER | LOOSEN | TOKEN | DPOP | CERT | REVOKE | RELATION | OWNS
   ;
 
 // ---------------------------------------------------------------- lexer
@@ -201,6 +219,8 @@ TOKEN      : 'token' ;
 DPOP       : 'dpop' ;
 CERT       : 'cert' ;
 REVOKE     : 'revoke' ;
+RELATION   : 'relation' ;
+OWNS       : 'owns' ;
 
 LPAREN   : '(' ;
 RPAREN   : ')' ;

@@ -69,6 +69,16 @@ enum class StmtKind : uint8_t {
   kLet,      // let name = expr                           -> name, expr
   kRequire,  // [label:] require expr else deny ...       -> label, expr, deny
   kDenyIf,   // [label:] deny ... if expr                 -> label, expr, deny
+  kOwns,     // [label:] owns obj { clauses } [else deny]  -> label, expr (the
+             //   object), clauses, deny if has_deny
+};
+
+// One clause of `owns`: `== value [if cond]` or `in value [if cond]`.
+struct OwnClause {
+  bool in = false;
+  std::unique_ptr<Expr> value;
+  std::unique_ptr<Expr> cond;  // null without `if`
+  Location loc;
 };
 
 // `name = value` in an issuer or `use fapi2 { ... }`; `loosen` marks a
@@ -90,6 +100,8 @@ struct Stmt {
   DenySpec deny;
   bool has_settings = false;       // kUse: `use fapi2 { ... }`
   std::vector<Setting> settings;
+  std::vector<OwnClause> clauses;  // kOwns
+  bool has_deny = false;           // kOwns: an explicit `else deny ...`
 };
 
 // A rule body: request statements and optional `on response { ... }`.
@@ -130,6 +142,15 @@ struct Issuer {
   std::string name;
   Location loc;
   std::vector<Setting> settings;
+};
+
+// `relation NAME: string = "file.json"` (or `list<string>`).
+struct Relation {
+  std::string name;
+  TypeRef type;
+  std::string file;
+  Location loc;
+  Location file_loc;
 };
 
 struct Const {
@@ -224,6 +245,7 @@ struct File {
   std::vector<Profile> profiles;
   std::vector<Api> apis;
   std::vector<Issuer> issuers;
+  std::vector<Relation> relations;
   std::vector<Test> tests;
 };
 

@@ -37,7 +37,7 @@
 namespace vakt::dsl {
 namespace {
 
-enum class Bracket : uint8_t { kNone, kBlock, kTest, kJson, kList, kParen };
+enum class Bracket : uint8_t { kNone, kBlock, kTest, kJson, kList, kParen, kOwns };
 
 // One token plus what the layout rules need to know about it.
 struct Item {
@@ -47,6 +47,7 @@ struct Item {
   bool unary = false;                // `!` or a prefix `-`
   bool angle = false;                // `<` or `>` of `list<T>`
   Bracket bracket = Bracket::kNone;  // for ( [ { ) ] }: what they delimit
+  bool owns_clause = false;          // `==` / `in` starting a clause of `owns { ... }`
 };
 
 bool Is(const Token* t, std::string_view text) {
@@ -174,7 +175,7 @@ class Formatter {
       }
 
       int indent = std::max(0, depth - static_cast<int>(closers));
-      if (closers == 0 && prev_sig) {
+      if (closers == 0 && prev_sig && !(first_sig && first_sig->owns_clause)) {
         if ((first_sig && IsClauseKeyword(first_sig->tok)) || IsClauseKeyword(prev_sig->tok)) {
           indent += 1;
         } else if ((first_sig && ContinuesExpr(*first_sig)) || ExpectsOperand(*prev_sig)) {
@@ -223,6 +224,7 @@ class Formatter {
     const Item* prev_sig = nullptr;
     int angles = 0;
     bool pending_test = false;
+    bool pending_owns = false;
     std::vector<Bracket> stack;
     for (Item& it : items_) {
       const Token* t = it.tok;
@@ -240,6 +242,16 @@ class Formatter {
         --angles;
       } else if (t->kind == Token::Kind::kKeyword && t->text == "test" && stack.empty()) {
         pending_test = true;
+      } else if (t->kind == Token::Kind::kKeyword && t->text == "owns" &&
+                 !(prev_sig && Is(prev_sig->tok, ".")) && top == Bracket::kBlock) {
+        pending_owns = true;
+      } else if ((Is(t, "==") || Is(t, "in")) && top == Bracket::kOwns && prev_sig &&
+                 (prev_sig->bracket == Bracket::kOwns || prev_sig->tok->line < t->line)) {
+        it.owns_clause = true;  // starts a clause: block indentation, not +2
+      } else if (Is(t, "{") && pending_owns) {
+        pending_owns = false;
+        it.bracket = Bracket::kOwns;
+        stack.push_back(it.bracket);
       } else if (Is(t, "{")) {
         // `token "PS256" { ... }`: the JSON follows the optional algorithm.
         bool json_key = prev_sig && (Is(prev_sig->tok, "request") || Is(prev_sig->tok, "claims") ||

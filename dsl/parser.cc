@@ -491,6 +491,8 @@ class Strategy : public antlr4::DefaultErrorStrategy {
         return in->LA(2) != VaktParser::DOT;  // not a name in an expression
       case VaktParser::DENY:
         return in->LA(-1) != VaktParser::ELSE;  // not the clause of `require`
+      case VaktParser::OWNS:
+        return in->LA(-1) != VaktParser::DOT;   // not a member name
       default:
         return in->LA(2) == VaktParser::COLON;  // `label:`
     }
@@ -668,6 +670,16 @@ class Builder {
         iss.name = Text(is->IDENT());
         BuildSettings(is->settings(), iss.settings);
         f.issuers.push_back(std::move(iss));
+      } else if (auto* rd = d->relationDecl()) {
+        ast::Relation rel;
+        rel.loc = Loc(rd->getStart());
+        rel.name = Text(rd->IDENT());
+        if (rd->type()) rel.type = BuildType(rd->type(), 0);
+        if (rd->str()) {
+          rel.file = DecodeStr(rd->str());
+          rel.file_loc = Loc(rd->str()->getStart());
+        }
+        f.relations.push_back(std::move(rel));
       } else if (auto* t = d->testDecl()) {
         f.tests.push_back(BuildTest(t));
       }
@@ -978,6 +990,8 @@ class Builder {
   ExprPtr BuildOperand(antlr4::ParserRuleContext* ctx, size_t d) {
     if (dynamic_cast<VaktParser::AndExprContext*>(ctx) ||
         dynamic_cast<VaktParser::CmpExprContext*>(ctx) ||
+        dynamic_cast<VaktParser::OwnAndContext*>(ctx) ||
+        dynamic_cast<VaktParser::OwnCmpContext*>(ctx) ||
         dynamic_cast<VaktParser::AddExprContext*>(ctx) ||
         dynamic_cast<VaktParser::MulExprContext*>(ctx)) {
       return BuildChain(ctx, d);
@@ -1137,6 +1151,28 @@ class Builder {
       st.label = LabelOf(di->label());
       st.deny = BuildDeny(di->denyClause());
       st.expr = TopExpr(di->expr(), di);
+    } else if (auto* ow = dynamic_cast<VaktParser::OwnsStmtContext*>(s)) {
+      st.kind = ast::StmtKind::kOwns;
+      st.label = LabelOf(ow->label());
+      deep_reported_ = false;
+      st.expr = ow->postfixExpr() ? BuildPostfix(ow->postfixExpr(), 0) : Placeholder(ow);
+      for (auto* c : ow->ownClause()) {
+        if (!c) continue;
+        ast::OwnClause clause;
+        clause.loc = Loc(c->getStart());
+        clause.in = c->IN() != nullptr;
+        deep_reported_ = false;
+        clause.value = c->addExpr() ? BuildChain(c->addExpr(), 0) : Placeholder(c);
+        if (c->IF()) {
+          deep_reported_ = false;
+          clause.cond = c->ownCond() ? BuildChain(c->ownCond(), 0) : Placeholder(c);
+        }
+        st.clauses.push_back(std::move(clause));
+      }
+      if (ow->ELSE()) {
+        st.has_deny = true;
+        st.deny = BuildDeny(ow->denyClause());
+      }
     } else {
       return;  // no alternative was predicted; already reported
     }
@@ -1410,7 +1446,7 @@ void Parse(const SourceFile& src, Reporter& rep, ast::File& file) {
 
 Token::Kind KindOf(size_t type) {
   using K = Token::Kind;
-  if (type >= VaktLexer::PACKAGE && type <= VaktLexer::REVOKE) return K::kKeyword;
+  if (type >= VaktLexer::PACKAGE && type <= VaktLexer::OWNS) return K::kKeyword;
   switch (type) {
     case VaktLexer::IDENT:
       return K::kIdent;

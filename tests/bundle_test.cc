@@ -374,7 +374,7 @@ TEST(BundleTest, Hashing) {
 // ---- Header -----------------------------------------------------------------
 
 TEST(BundleParseTest, EmptyAndShortInput) {
-  EXPECT_TRUE(Corrupt("", "truncated bundle: 0 bytes, the header and directory alone are 208"));
+  EXPECT_TRUE(Corrupt("", "truncated bundle: 0 bytes, the header and directory alone are 220"));
   std::string b = Serialize(Tiny());
   EXPECT_TRUE(Corrupt(b.substr(0, 100), "truncated bundle: 100 bytes"));
   EXPECT_TRUE(Corrupt(b.substr(0, 5), "truncated bundle: 5 bytes"));
@@ -391,7 +391,7 @@ TEST(BundleParseTest, NewerVersionIsUnsupported) {
   std::string b = Serialize(Tiny());
   SetU16(&b, 8, kCurrentVersion + 1);
   EXPECT_TRUE(Refused(b, StatusCode::kUnsupported,
-                      "bundle format version 3 is newer than this build supports (newest 2)"));
+                      "bundle format version 4 is newer than this build supports (newest 3)"));
   // Even when the rest is of a layout this build cannot know.
   EXPECT_TRUE(Refused(b.substr(0, 10), StatusCode::kUnsupported, "is newer than"));
   SetU16(&b, 8, 0xffff);
@@ -402,7 +402,7 @@ TEST(BundleParseTest, OlderVersionIsUnsupported) {
   std::string b = Serialize(Tiny());
   SetU16(&b, 8, kOldestSupportedVersion - 1);
   EXPECT_TRUE(Refused(b, StatusCode::kUnsupported,
-                      "bundle format version 1 is older than this build supports (oldest 2)"));
+                      "bundle format version 2 is older than this build supports (oldest 3)"));
 }
 
 TEST(BundleParseTest, TooLargeIsResourceExhausted) {
@@ -442,7 +442,7 @@ TEST(BundleParseTest, HeaderReservedFields) {
   std::string b = Serialize(Tiny());
   std::string x = b;
   SetU32(&x, 12, kSectionCount + 1);
-  EXPECT_TRUE(Corrupt(x, "header section count is 13, expected 12"));
+  EXPECT_TRUE(Corrupt(x, "header section count is 14, expected 13"));
   x = b;
   SetU16(&x, 10, 1);
   EXPECT_TRUE(Corrupt(x, "header flags 1 are reserved and must be 0"));
@@ -770,7 +770,7 @@ TEST(BundleLoadTest, RegexMemoryIsBounded) {
 
 // ---- Disassembly ------------------------------------------------------------------
 
-constexpr char kSampleListing[] = R"(bundle `healthcare` format 2 compiler `vakt 0.1.0`
+constexpr char kSampleListing[] = R"(bundle `healthcare` format 3 compiler `vakt 0.1.0`
 source sha256 00070e151c232a31383f464d545b626970777e858c939aa1a8afb6bdc4cbd2d9
 strings 28, ints 2, regexes 1, claim paths 1, rules 2, params 1
 trie nodes 5, edges 3, methods 3; code 27
@@ -939,6 +939,29 @@ TEST(BundleCorpus, Write) {
   d = Sample();
   d.nodes[3].param_child = 2;
   write("broken_trie.bin", Serialize(d));
+  // Format 3: relation tables and RELATION (one string, one list relation).
+  d = Tiny();
+  RelationData str{1, static_cast<uint32_t>(RelationKind::kString), 2, ""};
+  RelationData list{2, static_cast<uint32_t>(RelationKind::kList), 2, ""};
+  const std::vector<std::string> one = {"p-1"}, two = {"p-1", "p-2"}, none = {};
+  AppendRelationEntry(&str.entries, "r-1", one);
+  AppendRelationEntry(&str.entries, "r-2", one);
+  AppendRelationEntry(&list.entries, "anna", none);
+  AppendRelationEntry(&list.entries, "bob", two);
+  d.relations = {str, list};
+  d.code = {I(Op::kPushStr, 0, 0, 4), I(Op::kRelation, 0, 0, 1), I(Op::kPop),
+            I(Op::kPushStr, 0, 0, 4), I(Op::kRelation, 1, 0, 0), I(Op::kRequire, 0, 0, 0),
+            I(Op::kAllow)};
+  d.rules = {RuleRecord{4, 0, 4, 403, kRuleOwnership}};
+  d.routes[0].request_len = d.routes[0].cost = d.max_route_cost = 7;
+  write("valid_relations.bin", Serialize(d));
+  std::swap(d.relations[1].entries, d.relations[0].entries);
+  write("broken_relation_kind.bin", Serialize(d));
+  std::swap(d.relations[1].entries, d.relations[0].entries);
+  d.relations[1].entries.clear();
+  AppendRelationEntry(&d.relations[1].entries, "bob", two);
+  AppendRelationEntry(&d.relations[1].entries, "anna", none);
+  write("broken_relation_order.bin", Serialize(d));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 // Deterministic: fixed seeds; a failure prints the policy and request.
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -273,6 +274,138 @@ TEST(Differential, VmAgreesWithReferenceEvaluator) {
   EXPECT_GT(errors, decisions / 50);
   std::cout << policies << " policies, " << decisions << " decisions, " << allows << " allowed, "
             << errors << " evaluation errors\n";
+}
+
+
+// Ownership rules, relation lookups and JSON bodies: random `owns`
+// statements over path, query and body objects, with clauses on claims and
+// on string and list relations (present and missing keys), decided on
+// random requests and responses (bodies valid, malformed or repeating a
+// member) by both evaluators.
+TEST(Differential, OwnershipRelationsAndJsonBodiesAgree) {
+  const std::vector<std::string> ids = {"p-1", "p-2", "p-3", "x", ""};
+  const std::string teams = R"({"anna": ["p-1"], "bob": ["p-1", "p-2"], "eva": []})";
+  const std::string owner_of = R"({"r-1": "p-1", "r-2": "p-2", "p-3": "p-3"})";
+  AssetReader assets = [&](const dsl::SourceFile&, const std::string& path) -> Result<std::string> {
+    if (path == "teams.json") return teams;
+    if (path == "owner.json") return owner_of;
+    return NotFound("no such file");
+  };
+  int decisions = 0, allows = 0, errors = 0;
+  for (uint32_t seed = 1; seed <= 300; ++seed) {
+    Gen g(seed);
+    auto value = [&](bool list) -> std::string {
+      if (list) {
+        switch (g.Pick(4)) {
+          case 0: return "token.tags";
+          case 1: return "teams[token.s0]";
+          case 2: return "teams[params.p0]";
+          default: return "teams[request.json.who]";
+        }
+      }
+      switch (g.Pick(5)) {
+        case 0: return "token.s0";
+        case 1: return "token.s1";
+        case 2: return "owner_of[params.p0]";
+        case 3: return "owner_of[token.s0]";
+        default: return g.Quote(g.One(ids));
+      }
+    };
+    auto clause = [&]() {
+      bool in = g.Coin();
+      std::string c = std::string(in ? "in " : "== ") + value(in);
+      if (g.Coin(40)) {
+        c += " if token.s1 == " + g.Quote(g.One(ids));
+      } else if (g.Coin(15)) {
+        c += " if has(owner_of[token.s0])";
+      }
+      return c;
+    };
+    auto object = [&](bool response) -> std::string {
+      switch (g.Pick(response ? 5 : 4)) {
+        case 0: case 1: return "params.p0";
+        case 2: return "request.query.q0";
+        case 3: return "request.json.patient.id";
+        default: return "response.json.patient_id";
+      }
+    };
+    std::ostringstream pol;
+    pol << "claims {\n  s0: string\n  s1: string\n  tags: list<string>\n}\n";
+    pol << "relation teams: list<string> = \"teams.json\"\n";
+    pol << "relation owner_of: string = \"owner.json\"\n";
+    pol << "api t \"/t\" {\n  route r GET \"/x/{p0}\" {\n";
+    for (int k = g.Pick(2) + 1; k > 0; --k) {
+      pol << "    o" << k << ": owns " << object(false) << " {\n";
+      for (int n = g.Pick(3) + 1; n > 0; --n) pol << "      " << clause() << "\n";
+      pol << "    }" << (g.Coin() ? " else deny 404 not_found" : "") << "\n";
+    }
+    if (g.Coin()) {
+      pol << "    on response {\n      owns " << object(true) << " { " << clause() << " }\n    }\n";
+    }
+    pol << "  }\n}\n";
+    std::string policy = pol.str();
+    SourceSet s;
+    AddSource(s, "own.vakt", policy);
+    dsl::Diagnostics d;
+    CompileOptions opts;
+    opts.read_asset = assets;
+    auto c = Compile(s, opts, d);
+    ASSERT_FALSE(d.HasErrors()) << "seed " << seed << ":\n" << d.Format() << "\n" << policy;
+    auto bundle = bytecode::Bundle::Load(c->bytes);
+    ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
+    bytecode::EvalScratch scratch;
+    for (int i = 0; i < 40; ++i) {
+      nlohmann::json req;
+      req["method"] = "GET";
+      req["path"] = "/t/x/" + g.One(std::vector<std::string>{"p-1", "p-1", "p-2", "p-3", "r-1"}) +
+                    (g.Coin() ? "?q0=" + g.One(std::vector<std::string>{"p-1", "p-2", "bob"}) : "");
+      static const std::vector<std::string> bodies = {
+          R"({"patient": {"id": "p-1"}, "who": "bob"})", R"({"patient": {"id": "p-2"}, "who": "anna"})",
+          R"({"patient": {"id": 7}})", R"({"patient": {"id": "p-1", "id": "p-2"}})",
+          R"({"patient": )", "", R"([1, 2])", R"({"patient": {"id": "p-3"}, "who": "nobody"})"};
+      req["body"] = g.One(bodies);
+      nlohmann::json cj = nlohmann::json::object();
+      if (g.Coin(90)) {
+        cj["s0"] = g.One(std::vector<std::string>{"anna", "bob", "eva", "p-1", "p-1", "p-2", "r-1"});
+      }
+      if (g.Coin(80)) cj["s1"] = g.One(ids);
+      if (g.Coin(70)) cj["tags"] = g.Coin() ? nlohmann::json{"p-1"} : nlohmann::json{"p-2", "p-3"};
+      auto parsed = bytecode::ParseRequestJson(req.dump());
+      ASSERT_TRUE(parsed.ok()) << req.dump();
+      auto claims = std::move(bytecode::JsonClaims::Parse(cj.dump())).value();
+      auto view = parsed->View();
+      bytecode::Decision vm = bytecode::DecideRequest(**bundle, view, claims.get(), scratch);
+      RefDecision ref = RefEvaluate(c->ir, view, &cj, nullptr);
+      nlohmann::json resp_json;
+      std::optional<bytecode::OwnedResponse> resp;
+      if (vm.allow && ref.allow) {
+        static const std::vector<std::string> rbodies = {
+            R"({"patient_id": "p-1"})", R"({"patient_id": "p-2"})", R"({"patient_id": "p-1", "patient_id": "p-1"})",
+            "<html/>", R"({"other": 1})"};
+        resp_json["status"] = 200;
+        resp_json["body"] = g.One(rbodies);
+        resp = std::move(bytecode::ParseResponseJson(resp_json.dump())).value();
+        auto rv = resp->View();
+        vm = bytecode::DecideResponse(**bundle, view, claims.get(), rv, scratch);
+        ref = RefEvaluate(c->ir, view, &cj, &rv);
+      }
+      ++decisions;
+      allows += vm.allow;
+      errors += !ref.detail.empty();
+      bool same = vm.allow == ref.allow && vm.status == ref.status &&
+                  (vm.allow || (vm.rule == ref.rule && vm.error == ref.error));
+      ASSERT_TRUE(same) << "seed " << seed << " request " << i << "\npolicy:\n" << policy
+                        << "\nrequest: " << req.dump() << "\nclaims: " << cj.dump()
+                        << "\nresponse: " << resp_json.dump()
+                        << "\nvm:  " << bytecode::DecisionToJson(vm) << "\nref: allow=" << ref.allow
+                        << " status=" << ref.status << " rule=" << ref.rule << " detail=" << ref.detail;
+    }
+  }
+  EXPECT_GT(allows, decisions / 50);
+  EXPECT_LT(allows, decisions - decisions / 20);
+  EXPECT_GT(errors, decisions / 50);
+  std::cout << decisions << " ownership decisions, " << allows << " allowed, " << errors
+            << " evaluation errors\n";
 }
 
 }  // namespace

@@ -1311,7 +1311,7 @@ TEST(FapiBundle, LoadRefusesAnEmbeddedJwksThatDoesNotParse) {
 TEST(FapiBundle, DisassemblyListsFapi2AndIssuers) {
   const BundleData& d = F().bundle->data();
   std::string text = bytecode::Disassemble(d);
-  EXPECT_NE(text.find("format 2 "), std::string::npos) << text;
+  EXPECT_NE(text.find("format 3 "), std::string::npos) << text;
   EXPECT_NE(text.find("  fapi2: issuer i0 sender any tls fapi dpop_window 60s scope "
                       "\"records.read\"\n"),
             std::string::npos)

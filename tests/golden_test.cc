@@ -36,7 +36,7 @@ TEST(Golden, SourceToDisassembly) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.string());
     SourceSet s;
-    AddSource(s, c.filename().string(), Read(c));
+    AddSource(s, c.string(), Read(c));  // relation files are read beside it
     dsl::Diagnostics d;
     auto comp = Compile(s, {}, d);
     ASSERT_FALSE(d.HasErrors()) << d.Format();

@@ -78,8 +78,9 @@ TEST(Normalize, DotSegmentsRefused) {
   ExpectRefused("/a/%2e", TargetError::kMalformed, "dot segment in path");
   ExpectRefused("/a/%2E%2e/b", TargetError::kMalformed, "dot segment in path");
   ExpectRefused("/a/.%2E", TargetError::kMalformed, "dot segment in path");
-  // Dots inside a segment are ordinary characters.
-  EXPECT_EQ(PathOf("/a/.../b.json/.x"), "/a/.../b.json/.x");
+  // Dots inside a segment, or leading it, are ordinary characters (a
+  // trailing one is not: BackendAmbiguousSegmentsRefused).
+  EXPECT_EQ(PathOf("/a/..x/b.json/.x/a..b"), "/a/..x/b.json/.x/a..b");
 }
 
 TEST(Normalize, EncodedSeparatorsAndControlsRefused) {
@@ -93,6 +94,21 @@ TEST(Normalize, EncodedSeparatorsAndControlsRefused) {
   ExpectRefused("/a\\b", TargetError::kMalformed, "backslash in path");
   ExpectRefused(std::string_view("/a\0b", 4), TargetError::kMalformed, "control byte in path");
   ExpectRefused("/a\tb", TargetError::kMalformed, "control byte in path");
+}
+
+// Segments a backend would read differently: path parameters after ';'
+// (Tomcat, Jetty) and trailing dots or spaces (IIS, Windows).
+TEST(Normalize, BackendAmbiguousSegmentsRefused) {
+  ExpectRefused("/admin;x", TargetError::kMalformed, "semicolon in path segment");
+  ExpectRefused("/a/..;/admin", TargetError::kMalformed, "semicolon in path segment");
+  ExpectRefused("/a/;", TargetError::kMalformed, "semicolon in path segment");
+  ExpectRefused("/a%3Bb", TargetError::kMalformed, "semicolon in path segment");
+  ExpectRefused("/admin.", TargetError::kMalformed, "path segment ends in a dot or space");
+  ExpectRefused("/admin%2E", TargetError::kMalformed, "path segment ends in a dot or space");
+  ExpectRefused("/a.../b", TargetError::kMalformed, "path segment ends in a dot or space");
+  ExpectRefused("/admin%20", TargetError::kMalformed, "path segment ends in a dot or space");
+  // Dots and spaces inside a segment, and a leading dot, are data.
+  EXPECT_EQ(PathOf("/a.json/.well-known/b%20c"), "/a.json/.well-known/b c");
 }
 
 TEST(Normalize, BadEscapesRefused) {
@@ -175,6 +191,13 @@ TEST(Normalize, QueryRefusals) {
   ExpectRefused("/p?a=%4", TargetError::kMalformed, "invalid percent escape in query");
   ExpectRefused("/p?a=%FF", TargetError::kMalformed, "query is not valid UTF-8");
   ExpectRefused("/p?%C0%80=1", TargetError::kMalformed, "query is not valid UTF-8");
+  ExpectRefused("/p?a=%00", TargetError::kMalformed, "control byte in query");
+  ExpectRefused("/p?a%0A=1", TargetError::kMalformed, "control byte in query");
+  ExpectRefused("/p?a=x%7F", TargetError::kMalformed, "control byte in query");
+  ExpectRefused("/p?a=1;a=2", TargetError::kMalformed, "semicolon in query");
+  ExpectRefused("/p?a;b", TargetError::kMalformed, "semicolon in query");
+  // An encoded ';' is data.
+  EXPECT_EQ(Norm("/p?a=1%3B2").norm.query[0].second, "1;2");
   std::string many = "/p?";
   for (size_t i = 0; i <= kMaxQueryParams; ++i) many += "a&";
   ExpectRefused(many, TargetError::kTooLong, "too many query parameters");

@@ -168,6 +168,8 @@ TEST(VerifierTest, EveryOpcodeVerifies) {
   net0({I(Op::kPushNull), I(Op::kPushNull), I(Op::kPushNull), I(Op::kMakeList, 0, 0, 3),
         I(Op::kPop)});
   net0({I(Op::kMakeList, 0, 0, 0), I(Op::kPop)});
+  net0({I(Op::kPushStr, 0, 0, kSegment), I(Op::kRelation, 0, 0, 0), I(Op::kPop)});
+  net0({I(Op::kPushStr, 0, 0, kSegment), I(Op::kRelation, 1, 0, 0), I(Op::kPop)});
   // if (false) { nop }: both edges at depth 0.
   p.push_back(I(Op::kPushBool, 0));
   p.push_back(I(Op::kJumpIfFalse, 0, 0, here() + 2));
@@ -205,6 +207,7 @@ TEST(VerifierTest, EveryOpcodeVerifies) {
       I(Op::kAllow),
   };
   BundleData d = Make(p, resp, 2);
+  d.relations = {RelationData{0, 1, 0, ""}};
   EXPECT_TRUE(Verified(d));
 
   std::set<uint8_t> seen;
@@ -300,8 +303,10 @@ TEST(VerifierTest, RuleStatus) {
 
 TEST(VerifierTest, RuleFlags) {
   BundleData d = Make();
-  d.rules[0].flags = 1;
-  EXPECT_TRUE(Rejected(d, "rule 0 (`rule.id`): flags 1 must be 0"));
+  d.rules[0].flags = kRuleOwnership;  // an `owns` rule
+  EXPECT_TRUE(Verified(d));
+  d.rules[0].flags = 2;
+  EXPECT_TRUE(Rejected(d, "rule 0 (`rule.id`): unknown flags 2"));
 }
 
 TEST(VerifierTest, ParamRecord) {
@@ -435,7 +440,7 @@ TEST(VerifierTest, MustNotFallOffTheEnd) {
 }
 
 TEST(VerifierTest, UnknownOpcode) {
-  EXPECT_TRUE(Rejected(Req({I(static_cast<Op>(kOpCount))}), "unknown opcode 40 at pc 0"));
+  EXPECT_TRUE(Rejected(Req({I(static_cast<Op>(kOpCount))}), "unknown opcode 41 at pc 0"));
   EXPECT_TRUE(Rejected(Make({I(Op::kNop), I(static_cast<Op>(255))}), "unknown opcode 255 at pc 1"));
 }
 
@@ -463,12 +468,12 @@ TEST(VerifierTest, PushOperands) {
 TEST(VerifierTest, LoadReqAndRespOperands) {
   EXPECT_TRUE(Verified(Req({I(Op::kLoadReq, A(RequestField::kRoute))})));
   EXPECT_TRUE(Rejected(Req({I(Op::kLoadReq, kRequestFieldCount)}),
-                       "LOAD_REQ: request field 9 out of range (9 fields)"));
+                       "LOAD_REQ: request field 10 out of range (10 fields)"));
   EXPECT_TRUE(Rejected(Req({I(Op::kLoadResp, 0)}),
                        "request program: pc 0: LOAD_RESP: not allowed in a request program"));
   EXPECT_TRUE(
       Rejected(Make({I(Op::kAllow)}, {I(Op::kLoadResp, kResponseFieldCount), I(Op::kAllow)}),
-               "response program: pc 0: LOAD_RESP: response field 2 out of range"));
+               "response program: pc 0: LOAD_RESP: response field 3 out of range"));
 }
 
 TEST(VerifierTest, LoadParamOperand) {
