@@ -24,6 +24,8 @@
 // Tested by bundle_test.cc and the bundle fuzzer (tests/fuzz).
 #include "bytecode/bundle.h"
 
+#include "bytecode/schema.h"
+
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sys/mman.h>
@@ -74,6 +76,7 @@ constexpr size_t kRouteSize = 44;
 constexpr size_t kIssuerSize = 24;
 constexpr size_t kAuthSize = 16;
 constexpr size_t kRelationSize = 16;
+constexpr size_t kBodySize = 36;
 constexpr size_t kParamSize = 8;
 constexpr size_t kNodeSize = 24;
 constexpr size_t kEdgeSize = 8;
@@ -87,7 +90,8 @@ const char* SectionName(uint32_t id) {
   static constexpr const char* kNames[] = {"?",       "strings",     "ints",  "meta",
                                            "regexes", "claim_paths", "rules", "routes",
                                            "params",  "trie",        "code",
-                                           "issuers", "auth",        "relations"};
+                                           "issuers", "auth",        "relations",
+                                           "schemas", "bodies"};
   return id <= kSectionCount ? kNames[id] : "?";
 }
 
@@ -448,6 +452,28 @@ Status ReadRelations(Reader& r, BundleData* d) {
   return r.Finish();
 }
 
+// The schema blob is kept as is; SchemaSet::Load (at Bundle::Load) checks it.
+Status ReadSchemas(Reader& r, BundleData* d) {
+  d->schemas.assign(r.Rest());
+  return r.Finish();
+}
+
+Status ReadBodies(Reader& r, BundleData* d) {
+  uint32_t n;
+  VAKT_BC_RETURN_IF_ERROR(r.Count(kBodySize, "body check", &n));
+  d->bodies.resize(n);
+  for (BodyRecord& v : d->bodies) {
+    for (uint32_t* f : {&v.root, &v.rule, &v.accept, &v.max_bytes, &v.max_depth,
+                        &v.max_properties, &v.max_items, &v.max_string}) {
+      VAKT_BC_RETURN_IF_ERROR(r.U32("body check field", f));
+    }
+    VAKT_BC_RETURN_IF_ERROR(r.U16("body check status", &v.status));
+    VAKT_BC_RETURN_IF_ERROR(r.U8("body check kind", &v.response));
+    VAKT_BC_RETURN_IF_ERROR(r.U8("body check reserved", &v.reserved));
+  }
+  return r.Finish();
+}
+
 Status ReadParams(Reader& r, BundleData* d) {
   uint32_t n;
   VAKT_BC_RETURN_IF_ERROR(r.Count(kParamSize, "param", &n));
@@ -553,6 +579,8 @@ std::string Serialize(const BundleData& d) {
   auto& s_issuers = sections[10];
   auto& s_auth = sections[11];
   auto& s_relations = sections[12];
+  auto& s_schemas = sections[13];
+  auto& s_bodies = sections[14];
 
   s_strings = WriteStrings(strings);
 
@@ -622,6 +650,18 @@ std::string Serialize(const BundleData& d) {
     PutU32(&s_relations, static_cast<uint32_t>(v.entries.size()));
   }
   for (const RelationData& v : d.relations) s_relations.append(v.entries);
+
+  s_schemas = d.schemas;
+  PutU32(&s_bodies, static_cast<uint32_t>(d.bodies.size()));
+  for (const BodyRecord& v : d.bodies) {
+    for (uint32_t f : {v.root, v.rule, v.accept, v.max_bytes, v.max_depth, v.max_properties,
+                       v.max_items, v.max_string}) {
+      PutU32(&s_bodies, f);
+    }
+    PutU16(&s_bodies, v.status);
+    PutU8(&s_bodies, v.response);
+    PutU8(&s_bodies, v.reserved);
+  }
 
   PutU32(&s_params, static_cast<uint32_t>(d.params.size()));
   for (const ParamRecord& v : d.params) {
@@ -853,6 +893,14 @@ Result<BundleData> Parse(std::string_view bytes) {
     Reader r = reader(SectionId::kRelations);
     VAKT_BC_RETURN_IF_ERROR(ReadRelations(r, &d));
   }
+  {
+    Reader r = reader(SectionId::kSchemas);
+    VAKT_BC_RETURN_IF_ERROR(ReadSchemas(r, &d));
+  }
+  {
+    Reader r = reader(SectionId::kBodies);
+    VAKT_BC_RETURN_IF_ERROR(ReadBodies(r, &d));
+  }
   return d;
 }
 
@@ -999,6 +1047,19 @@ Result<std::shared_ptr<const Bundle>> Bundle::Load(std::string_view bytes) {
       const TrieEdge& edge = d.edges[e];
       b->edge_index_.emplace(EdgeKey{n, d.strings[edge.segment]}, edge.child);
     }
+  }
+
+  // The schema set: every table index checked once, regexes compiled once.
+  if (!d.schemas.empty()) {
+    auto set = SchemaSet::Load(d.schemas);
+    if (!set.ok()) return Corruption("section `schemas`: " + set.status().message());
+    for (size_t i = 0; i < d.bodies.size(); ++i) {
+      if (d.bodies[i].root >= (*set)->root_count()) {
+        return Corruption("body check " + std::to_string(i) + ": schema root " +
+                          std::to_string(d.bodies[i].root) + " out of range");
+      }
+    }
+    b->schemas_ = std::move(set).value();
   }
 
   // Issuers: the embedded JWKS is parsed here, once; a key the runtime

@@ -24,6 +24,8 @@ class RE2;
 
 namespace vakt::bytecode {
 
+class SchemaSet;  // bytecode/schema.h
+
 struct IssuerKeys;   // fapi_auth.h
 struct AuthPolicy;   // fapi_auth.h
 
@@ -59,6 +61,8 @@ struct BundleData {
   std::vector<IssuerRecord> issuers;
   std::vector<AuthRecord> auth;
   std::vector<RelationData> relations;
+  std::string schemas;             // kSchemas: the SchemaSet blob ("" = none)
+  std::vector<BodyRecord> bodies;  // kBodies
 };
 
 // Appends one relation entry in the encoding of format.h to *out.
@@ -179,6 +183,10 @@ class Bundle {
   const char* FindRelation(uint32_t r, std::string_view key) const;
   const IssuerKeys& issuer(uint32_t i) const;
 
+  // The JSON Schema set (kSchemas), loaded and verified once; null when the
+  // bundle has none (then it has no body checks).
+  const SchemaSet* schemas() const { return schemas_.get(); }
+
  private:
   Bundle() = default;
   BundleData data_;
@@ -216,6 +224,7 @@ class Bundle {
     uint32_t max_probe = 0;  // longest probe sequence any key needs
   };
   std::vector<RelationIndex> relation_index_;
+  std::shared_ptr<const SchemaSet> schemas_;
   std::string digest_hex_;
   size_t size_bytes_ = 0;
 };

@@ -46,6 +46,7 @@
 
 #include "bytecode/bundle.h"
 #include "bytecode/format.h"
+#include "bytecode/schema.h"
 
 namespace vakt::bytecode {
 namespace {
@@ -126,6 +127,7 @@ class Disassembler {
     Trie();
     Issuers();
     Relations();
+    Bodies();
     return std::move(out_);
   }
 
@@ -287,6 +289,9 @@ class Disassembler {
       case Op::kRelation:
         operands = std::string(in.a == 1 ? "has " : in.a == 0 ? "" : "<bad mode> ") + Relation(in.c);
         break;
+      case Op::kCheckBody:
+        operands = "B" + Num(in.c) + (in.b > 1 ? ".." + Num(uint64_t{in.c} + in.b - 1) : "");
+        break;
       default:
         if (op >= kOpCount) {
           operands = "a=" + Num(in.a) + " b=" + Num(in.b) + " c=" + Num(in.c);
@@ -342,6 +347,40 @@ class Disassembler {
               (rel.kind == 0 ? "string" : rel.kind == 1 ? "list<string>" : "<bad kind>") + " " +
               Num(rel.count) + " entries " + Num(rel.entries.size()) + " bytes sha256 " +
               HexLower(digest.data(), 8) + "\n";
+    }
+  }
+
+  void Bodies() {
+    if (d_.schemas.empty() && d_.bodies.empty()) return;
+    auto set = SchemaSet::Load(d_.schemas);
+    if (!d_.schemas.empty()) {
+      auto digest = Sha256(d_.schemas);
+      out_ += "schemas: " + Num(d_.schemas.size()) + " bytes sha256 " + HexLower(digest.data(), 8);
+      if (set.ok()) {
+        out_ += " " + Num((*set)->root_count()) + " roots " + Num((*set)->node_count()) + " nodes";
+      } else {
+        out_ += " <bad schema set>";
+      }
+      out_ += "\n";
+    }
+    if (d_.bodies.empty()) return;
+    out_ += "bodies:\n";
+    for (uint32_t i = 0; i < d_.bodies.size(); ++i) {
+      const BodyRecord& b = d_.bodies[i];
+      std::string root = "<bad root " + Num(b.root) + ">";
+      if (set.ok() && b.root < (*set)->root_count()) {
+        root = "`" + std::string((*set)->root_name(b.root)) + "`";
+      }
+      std::string status;
+      if (b.response) {
+        status = b.status == 0 ? " default" : b.status <= 5 ? " " + Num(b.status) + "XX" : " " + Num(b.status);
+      }
+      out_ += "  B" + Num(i) + (b.response ? " response" : " request") + status + " " + root +
+              " " + Rule(b.rule) + " max_bytes " + Num(b.max_bytes) + " max_depth " +
+              Num(b.max_depth) + " max_properties " + Num(b.max_properties) + " max_items " +
+              Num(b.max_items) + " max_string " + Num(b.max_string);
+      if (StrOk(b.accept) && !d_.strings[b.accept].empty()) out_ += " accept " + Str(b.accept);
+      out_ += "\n";
     }
   }
 

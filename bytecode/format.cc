@@ -88,6 +88,8 @@ const char* OpName(Op op) {
       return "POP";
     case Op::kRelation:
       return "RELATION";
+    case Op::kCheckBody:
+      return "CHECK_BODY";
   }
   return "?";
 }

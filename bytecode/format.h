@@ -58,6 +58,10 @@
 //                u32 value count, value count x {u32 length, bytes}.
 //              A string relation has exactly one value per key. The VM
 //              indexes the keys in a hash table built once at load.
+//   kSchemas   the JSON Schema set, exactly the blob described under "JSON
+//              Schema tables" below (bytecode/schema.h loads it), or empty
+//              when the policy declares no schema.
+//   kBodies    u32 n; n x BodyRecord: the body checks CHECK_BODY runs.
 #pragma once
 
 #include <cstddef>
@@ -67,7 +71,8 @@ namespace vakt::bytecode {
 
 inline constexpr char kMagic[8] = {'V', 'A', 'K', 'T', 'B', 'N', 'D', 'L'};
 // Version 2 added the issuer and auth sections (FAPI 2.0); version 3 the
-// relations section, RELATION and the JSON body fields.
+// relations section, RELATION and the JSON body fields, and (before any
+// version 3 bundle shipped) the schemas and bodies sections and CHECK_BODY.
 inline constexpr uint16_t kCurrentVersion = 3;
 inline constexpr uint16_t kOldestSupportedVersion = 3;
 inline constexpr size_t kHeaderSize = 64;
@@ -96,8 +101,32 @@ enum class SectionId : uint32_t {
   kIssuers = 11,
   kAuth = 12,
   kRelations = 13,
+  kSchemas = 14,
+  kBodies = 15,
 };
-inline constexpr uint32_t kSectionCount = 13;
+inline constexpr uint32_t kSectionCount = 15;
+
+// A body check (CHECK_BODY): a request body, or a response body for one
+// status key, validated against schema root `root` of kSchemas. 36 bytes.
+struct BodyRecord {
+  uint32_t root;            // root index in the kSchemas set
+  uint32_t rule;            // kRules index: the id and label reported on a deny
+                            //   (status, error and description come from the
+                            //   outcome, bytecode/body_check.h)
+  uint32_t accept;          // string: other media types let through unchecked,
+                            //   comma separated ("" = none)
+  uint32_t max_bytes;       // body size limit (deny 413 on a request), >= 1
+  uint32_t max_depth;       // 1..kMaxBodyDepth
+  uint32_t max_properties;  // members of one object, >= 1
+  uint32_t max_items;       // items of one array, >= 1
+  uint32_t max_string;      // bytes of one string or key, >= 1
+  uint16_t status;          // response: 100..599 exact, 1..5 a class ("4XX"),
+                            //   0 default; request: 0
+  uint8_t response;         // 0 request body, 1 response body
+  uint8_t reserved;         // 0
+};
+inline constexpr uint32_t kMaxBodyDepth = 256;  // schema.h kMaxValidationDepth
+inline constexpr uint32_t kMaxBodyGroup = 64;   // records one CHECK_BODY chooses among
 
 // Hard limits on the FAPI sections.
 inline constexpr uint32_t kMaxIssuers = 64;
@@ -320,8 +349,16 @@ enum class Op : uint8_t {
                     //   relation: its string, missing -> error; list
                     //   relation: list<string>, missing -> empty list);
                     //   a = 1: push bool, the key is present
+  kCheckBody = 41,  // body checks c .. c+b-1 (b >= 1; all request or all
+                    //   response records, b == 1 for a request): a request
+                    //   program runs record c on the request body; a
+                    //   response program runs the record whose status key
+                    //   matches the response status (exact, class, default;
+                    //   none: nothing is checked). A failing body denies
+                    //   with the record's rule and the outcome's status.
+                    //   No stack effect.
 };
-inline constexpr uint8_t kOpCount = 41;
+inline constexpr uint8_t kOpCount = 42;
 
 struct Instr {
   Op op;

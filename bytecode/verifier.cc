@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -77,6 +78,7 @@ class Verifier {
     VAKT_BC_RETURN_IF_ERROR(CheckTables());
     VAKT_BC_RETURN_IF_ERROR(CheckAuthTables());
     VAKT_BC_RETURN_IF_ERROR(CheckRelations());
+    VAKT_BC_RETURN_IF_ERROR(CheckBodies());
     for (uint32_t r = 0; r < d_.routes.size(); ++r) VAKT_BC_RETURN_IF_ERROR(CheckRoute(r));
     VAKT_BC_RETURN_IF_ERROR(CheckProgramsDisjoint());
     for (uint32_t r = 0; r < d_.routes.size(); ++r) {
@@ -123,6 +125,38 @@ class Verifier {
       }
       Status st = WalkRelation(rel, [](std::string_view, uint32_t, const char*) {});
       if (!st.ok()) return Corruption(where + st.message());
+    }
+    return Status::Ok();
+  }
+
+  // ---- Body checks: records in range; the schema blob's own tables are
+  // checked by SchemaSet::Load (Bundle::Load), its root count read here ----
+
+  Status CheckBodies() const {
+    if (d_.bodies.empty()) return Status::Ok();
+    // SchemaBlobHeader: magic, u16 version, u16 flags, then u32 counts;
+    // root_count is the sixth u32 (format.h).
+    constexpr size_t kRootCountOffset = 8 + 4 * 4;
+    if (d_.schemas.size() < sizeof(SchemaBlobHeader) ||
+        std::memcmp(d_.schemas.data(), kSchemaMagic, 4) != 0) {
+      return Corruption(Num(d_.bodies.size()) + " body checks but no schema set");
+    }
+    uint32_t roots;
+    std::memcpy(&roots, d_.schemas.data() + kRootCountOffset, 4);
+    for (uint32_t i = 0; i < d_.bodies.size(); ++i) {
+      const BodyRecord& b = d_.bodies[i];
+      std::string where = "body check " + Num(i) + ": ";
+      if (b.root >= roots) return Corruption(where + "schema root " + Num(b.root) + " out of range (" + Num(roots) + " roots)");
+      if (b.rule >= d_.rules.size()) return Corruption(where + "rule " + Num(b.rule) + " out of range");
+      if (!StrOk(b.accept)) return Corruption(where + "accept " + StrRange(b.accept));
+      if (b.response > 1 || b.reserved != 0) return Corruption(where + "bad kind or reserved byte");
+      if (b.max_bytes == 0 || b.max_depth == 0 || b.max_depth > kMaxBodyDepth ||
+          b.max_properties == 0 || b.max_items == 0 || b.max_string == 0) {
+        return Corruption(where + "a limit is zero or over its bound");
+      }
+      bool status_ok = b.response ? (b.status <= 5 || (b.status >= kMinStatus && b.status <= kMaxStatus))
+                                  : b.status == 0;
+      if (!status_ok) return Corruption(where + "bad status key " + Num(b.status));
     }
     return Status::Ok();
   }
@@ -492,6 +526,23 @@ class Verifier {
           return range("relation", in.c, d_.relations.size(), "relations");
         }
         break;
+      case Op::kCheckBody: {
+        uses_b = uses_c = true;
+        bool response = kind == ProgramKind::kResponse;
+        if (in.b == 0 || in.b > kMaxBodyGroup || (!response && in.b != 1)) {
+          return Corruption(at() + "group size b = " + Num(in.b) + " is not allowed here");
+        }
+        if (uint64_t{in.c} + in.b > d_.bodies.size()) {
+          return range("body check", uint64_t{in.c} + in.b - 1, d_.bodies.size(), "body checks");
+        }
+        for (uint32_t i = in.c; i < in.c + in.b; ++i) {
+          if ((d_.bodies[i].response != 0) != response) {
+            return Corruption(at() + "body check " + Num(i) + " is for the " +
+                              (response ? "request" : "response") + ", not this program");
+          }
+        }
+        break;
+      }
     }
     if (!uses_a && in.a != 0)
       return Corruption(at() + "unused operand a = " + Num(in.a) + " must be 0");
@@ -545,6 +596,7 @@ class Verifier {
         case Op::kNop:
         case Op::kRule:
         case Op::kJump:
+        case Op::kCheckBody:
           break;
         case Op::kPushNull:
         case Op::kPushBool:

@@ -31,6 +31,9 @@
 // evaluator in compiler/interp.cc).
 #include "bytecode/vm.h"
 
+#include "bytecode/body_check.h"
+#include "bytecode/schema.h"
+
 #include <openssl/rand.h>
 
 #include <re2/re2.h>
@@ -40,6 +43,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -305,6 +309,8 @@ struct EvalScratch::Impl {
     std::vector<std::string_view> keys;
   };
   BodyJson body_json[2];  // 0 request, 1 response
+  // CHECK_BODY: the schema validator's parser and stacks, kept warm.
+  ValidationScratch validation;
 
   void Reset() {
     bytes_used = 0;
@@ -594,6 +600,12 @@ class Machine {
           return RuleDeny(in.c);
         case Op::kAllow:
           return Allow();
+        case Op::kCheckBody: {
+          std::optional<Decision> denied;
+          if (!CheckBodyOp(in, &denied)) return ErrorDeny("bad body check");
+          if (denied) return *denied;
+          break;
+        }
         case Op::kPop: {
           Value x;
           ok = Pop(&x);
@@ -631,6 +643,66 @@ class Machine {
  private:
   std::string_view RouteName() const {
     return route_.name < d_.strings.size() ? bundle_.str(route_.name) : std::string_view();
+  }
+
+  // CHECK_BODY (format.h): picks the record (by response status for a
+  // response program), runs it (body_check.h) and, on failure, fills
+  // *denied with the record's rule and the outcome's status, error and
+  // description. False on operands the verifier should have refused.
+  bool CheckBodyOp(const Instr& in, std::optional<Decision>* denied) {
+    const SchemaSet* set = bundle_.schemas();
+    if (set == nullptr || in.b == 0 || uint64_t{in.c} + in.b > d_.bodies.size()) return false;
+    uint32_t index = in.c;
+    if (d_.bodies[in.c].response != 0) {  // a response group (the verifier checked the kinds)
+      if (resp_ == nullptr) return false;
+      uint16_t keys[kMaxBodyGroup];
+      if (in.b > kMaxBodyGroup) return false;
+      for (uint32_t i = 0; i < in.b; ++i) keys[i] = d_.bodies[in.c + i].status;
+      int pick = SelectResponseCheck(resp_->status, std::span<const uint16_t>(keys, in.b));
+      if (pick < 0) return true;
+      index = in.c + static_cast<uint32_t>(pick);
+    }
+    const BodyRecord& rec = d_.bodies[index];
+    if (rec.root >= set->root_count() || rec.rule >= d_.rules.size()) return false;
+    BodyCheckSpec spec;
+    spec.root = rec.root;
+    spec.response = rec.response != 0;
+    spec.limits.max_body_bytes = rec.max_bytes;
+    spec.limits.max_depth = rec.max_depth;
+    spec.limits.max_properties = rec.max_properties;
+    spec.limits.max_items = rec.max_items;
+    spec.limits.max_string_bytes = rec.max_string;
+    spec.accept = bundle_.str(rec.accept);
+    bool has_type = false;
+    std::string_view type;
+    auto first = [&](std::string_view v) {
+      has_type = true;
+      type = v;
+      return false;
+    };
+    std::string_view body;
+    if (spec.response) {
+      if (resp_ == nullptr) return false;
+      if (!ForEachValue(Source::kResponseHeader, "content-type", first)) return false;
+      body = resp_->body;
+    } else {
+      if (!ForEachValue(Source::kHeader, "content-type", first)) return false;
+      body = req_.body;
+    }
+    BodyCheckResult r = CheckBody(*set, spec, has_type, type, body, s_.validation);
+    if (r.allowed()) return true;
+    const RuleRecord& rule = d_.rules[rec.rule];
+    Decision d;
+    d.status = r.status;
+    d.error = r.error;  // static text
+    Writer w(s_.desc, kDescBytes);
+    w.Add(r.description);
+    d.description = w.view();
+    d.rule = bundle_.str(rule.id);
+    d.route = RouteName();
+    AddAuthHeader(d, s_);
+    *denied = d;
+    return true;
   }
 
   Decision RuleDeny(uint32_t r) {

@@ -27,6 +27,10 @@ class Emitter {
     code_.clear();
     depth_ = max_depth_ = 0;
     for (size_t i = 0; i < rules.size(); ++i) {
+      if (!rules[i].bodies.empty()) {  // rule_ids[i]: the first body record
+        Emit(Op::kCheckBody, 0, static_cast<uint16_t>(rules[i].bodies.size()), rule_ids[i], 0);
+        continue;
+      }
       Expr(*rules[i].cond);
       Emit(Op::kRequire, 0, 0, rule_ids[i], -1);
     }
@@ -163,6 +167,33 @@ uint32_t AddRule(const IrRule& r, Tables& t, bytecode::BundleData& data) {
   return static_cast<uint32_t>(data.rules.size() - 1);
 }
 
+// A body check rule: one RuleRecord (id and label; the outcome decides the
+// status) and one BodyRecord per check. Returns the first BodyRecord.
+uint32_t AddBodies(const IrRule& r, Tables& t, bytecode::BundleData& data) {
+  uint32_t first = static_cast<uint32_t>(data.bodies.size());
+  for (const IrBodyCheck& b : r.bodies) {
+    bytecode::RuleRecord rule{};
+    rule.id = t.Str(b.rule_id);
+    rule.error = t.Str(b.response ? "invalid_response" : "invalid_request");
+    rule.message = t.Str((b.response ? "response body: schema `" : "body: schema `") + b.schema + "`");
+    rule.status = b.response ? 502 : 400;
+    data.rules.push_back(rule);
+    bytecode::BodyRecord rec{};
+    rec.root = b.root;
+    rec.rule = static_cast<uint32_t>(data.rules.size() - 1);
+    rec.accept = t.Str(b.accept);
+    rec.max_bytes = b.max_bytes;
+    rec.max_depth = b.max_depth;
+    rec.max_properties = b.max_properties;
+    rec.max_items = b.max_items;
+    rec.max_string = b.max_string;
+    rec.status = b.status;
+    rec.response = b.response ? 1 : 0;
+    data.bodies.push_back(rec);
+  }
+  return first;
+}
+
 }  // namespace
 
 bool Generate(const IrProgram& prog, const CodegenOptions& opts, bytecode::BundleData& data,
@@ -191,6 +222,8 @@ bool Generate(const IrProgram& prog, const CodegenOptions& opts, bytecode::Bundl
     rec.flags = is.fapi ? 0 : bytecode::kIssuerNotFapi;
     data.issuers.push_back(rec);
   }
+  data.schemas = prog.schemas;
+  data.bodies.clear();
   data.relations.clear();
   for (const IrRelation& rel : prog.relations) {
     bytecode::RelationData rd;
@@ -231,7 +264,9 @@ bool Generate(const IrProgram& prog, const CodegenOptions& opts, bytecode::Bundl
     }
     auto emit = [&](const std::vector<IrRule>& rules, uint32_t* start, uint32_t* len) {
       std::vector<uint32_t> ids;
-      for (const auto& rule : rules) ids.push_back(AddRule(rule, t, data));
+      for (const auto& rule : rules) {
+        ids.push_back(rule.bodies.empty() ? AddRule(rule, t, data) : AddBodies(rule, t, data));
+      }
       std::vector<Instr> code = em.Program(rules, ids);
       if (em.max_depth() > bytecode::kMaxStack) {
         diags.Error(r.loc, "an expression in route `" + r.name + "` needs " +

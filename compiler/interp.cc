@@ -3,6 +3,9 @@
 // returns a decision. Nothing here is tuned for speed.
 #include "compiler/interp.h"
 
+#include "bytecode/body_check.h"
+#include "bytecode/schema.h"
+
 #include <re2/re2.h>
 
 #include <algorithm>
@@ -555,6 +558,83 @@ RefDecision Deny(int status, std::string error, std::string rule, std::string ro
   return d;
 }
 
+// A body check rule: the check that applies (by response status), its
+// content type and the body run through the shared bytecode/body_check.h.
+// The schema set is loaded from the IR's blob on first use.
+std::optional<RefDecision> RefBody(const IrProgram& prog, const IrRule& rule,
+                                   const bytecode::HttpRequest& req,
+                                   const bytecode::NormalizedRequest& norm,
+                                   const bytecode::HttpResponse* resp,
+                                   std::shared_ptr<const bytecode::SchemaSet>* schemas) {
+  const IrBodyCheck* check = &rule.bodies[0];
+  if (check->response) {
+    if (resp == nullptr) {
+      RefDecision d = Deny(502, "invalid_response", check->rule_id);
+      d.detail = "a response body check without a response";
+      return d;
+    }
+    check = nullptr;
+    for (const IrBodyCheck& b : rule.bodies) {  // exact status first
+      if (b.status == resp->status) { check = &b; break; }
+    }
+    for (const IrBodyCheck& b : rule.bodies) {  // then its class
+      if (!check && b.status >= 1 && b.status <= 5 && b.status == resp->status / 100) check = &b;
+    }
+    for (const IrBodyCheck& b : rule.bodies) {  // then default
+      if (!check && b.status == 0) check = &b;
+    }
+    if (!check) return std::nullopt;
+  }
+  if (!*schemas) {
+    auto set = bytecode::SchemaSet::Load(prog.schemas);
+    if (!set.ok()) {
+      RefDecision d = Deny(check->response ? 502 : 400, "", check->rule_id);
+      d.detail = "schemas do not load: " + set.status().message();
+      return d;
+    }
+    *schemas = *set;
+  }
+  bytecode::BodyCheckSpec spec;
+  spec.root = check->root;
+  spec.response = check->response;
+  spec.limits.max_body_bytes = check->max_bytes;
+  spec.limits.max_depth = check->max_depth;
+  spec.limits.max_properties = check->max_properties;
+  spec.limits.max_items = check->max_items;
+  spec.limits.max_string_bytes = check->max_string;
+  spec.accept = check->accept;
+  bool has_type = false;
+  std::string type;
+  std::string_view body;
+  if (check->response) {
+    for (const auto& h : resp->headers) {
+      std::string n(h.name);
+      for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (n == "content-type") {
+        has_type = true;
+        type = std::string(h.value);
+        break;
+      }
+    }
+    body = resp->body;
+  } else {
+    for (const auto& [n, v] : norm.headers) {
+      if (n == "content-type") {
+        has_type = true;
+        type = std::string(v);
+        break;
+      }
+    }
+    body = req.body;
+  }
+  bytecode::ValidationScratch scratch;
+  bytecode::BodyCheckResult r = bytecode::CheckBody(**schemas, spec, has_type, type, body, scratch);
+  if (r.allowed()) return std::nullopt;
+  RefDecision d = Deny(r.status, r.error, check->rule_id);
+  d.detail = r.description;
+  return d;
+}
+
 // The fapi2 checks that do not need the token itself (the claims stand for
 // a verified token): transport, token placement, presence, scopes. An
 // independent rendering of fapi_auth.cc's CheckTransport/CheckScope.
@@ -677,8 +757,16 @@ RefDecision RefEvaluate(const IrProgram& prog, const bytecode::HttpRequest& req,
     if (auto d = RefAuth(*route, *route->auth, req, norm, claims)) return *d;
   }
   Interp in(prog, *route, req, norm, params, claims, resp);
+  std::shared_ptr<const bytecode::SchemaSet> schemas;
   auto run = [&](const std::vector<IrRule>& rules) -> std::optional<RefDecision> {
     for (const auto& r : rules) {
+      if (!r.bodies.empty()) {
+        if (auto d = RefBody(prog, r, req, norm, resp, &schemas)) {
+          d->route = route->name;
+          return d;
+        }
+        continue;
+      }
       try {
         V v = in.Eval(*r.cond);
         if (v.kind != ValueType::kBool) throw EvalError{"not a bool"};

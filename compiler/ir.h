@@ -101,6 +101,23 @@ struct IrOwnership {
   bool response = false;           // in `on response`
 };
 
+// One body check (`body NAME`, `body 200 NAME`, `body openapi "doc"`): the
+// body validated against schema root `root` of IrProgram::schemas.
+struct IrBodyCheck {
+  std::string rule_id;  // "records.create_record.body", "...get_record.body.200"
+  std::string schema;   // the schema's name
+  uint32_t root = 0;    // root index in the compiled set (after CompileSchemas)
+  bool response = false;
+  uint16_t status = 0;  // response: 100..599, 1..5 ("4XX"), 0 default
+  uint32_t max_bytes = 1u << 20;
+  uint32_t max_depth = 64;
+  uint32_t max_properties = 1000;
+  uint32_t max_items = 10000;
+  uint32_t max_string = 1u << 16;
+  std::string accept;   // comma-separated media types let through unchecked
+  dsl::Location loc;
+};
+
 // One requirement: the request passes it when `cond` is true.
 struct IrRule {
   std::string id;          // e.g. "records.get_record.owner"
@@ -110,6 +127,10 @@ struct IrRule {
   std::unique_ptr<IrExpr> cond;
   dsl::Location loc;
   std::shared_ptr<const IrOwnership> owns;  // set for `owns` rules
+  // Non-empty: a body check rule (cond is null). A request rule holds one
+  // check; a response rule every `body STATUS` check of the route, of
+  // which the one matching the response status runs.
+  std::vector<IrBodyCheck> bodies;
 };
 
 // A path template segment: a literal or a parameter with an optional shape.
@@ -170,6 +191,7 @@ struct IrProgram {
   std::vector<IrIssuer> issuers;
   std::vector<IrRelation> relations;
   std::vector<IrRoute> routes;
+  std::string schemas;  // the compiled SchemaSet blob ("" = no schemas)
 };
 
 }  // namespace vakt::compiler

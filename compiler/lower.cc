@@ -8,6 +8,9 @@
 // expressions: inlining them does not change meaning, only cost.
 #include "compiler/lower.h"
 
+#include "bytecode/body_check.h"
+#include "compiler/schemas.h"
+
 #include <re2/re2.h>
 
 #include <algorithm>
@@ -187,6 +190,21 @@ class Lowerer {
                    std::vector<std::unique_ptr<IrExpr>>& let_storage,
                    std::vector<const ast::Profile*>& stack, int depth);
   bool ParseTemplate(const std::string& base, const ast::Route& r, FileCtx* file, IrRoute& out);
+  // Schemas (compiler/schemas.h): declarations, `body` statements, and the
+  // final compile that fills in every check's root.
+  void DeclareSchema(const ast::SchemaDef& d, FileCtx* file);
+  void LowerBody(const ast::Stmt& s, FileCtx* file, IrRoute& route, bool response, BodyOut& out);
+  void FinishSchemas(IrProgram& prog);
+  struct SchemaUse {
+    std::string name;  // qualified: "pkg.Name" (+ "#strict" for a strict variant)
+    const ast::SchemaDef* def = nullptr;
+    FileCtx* file = nullptr;
+    bool strict = false;
+  };
+  std::map<std::string, std::pair<const ast::SchemaDef*, FileCtx*>> schema_defs_;  // "pkg.Name"
+  std::map<std::string, SchemaUse> schema_uses_;  // roots to compile, by name
+  std::vector<OpenApiBinding> openapi_bindings_;
+  std::string current_base_;  // the api base path of the route being expanded
   std::string ResolveShape(const std::string& name, FileCtx* file, const Location& loc,
                            std::string* shape_name, bool* ok);
   const ast::Profile* FindProfile(const std::string& name, FileCtx* file, FileCtx** def,
@@ -1625,8 +1643,285 @@ void Lowerer::ExpandStmts(const std::vector<ast::Stmt>& stmts, FileCtx* file, Ir
         (response ? route.response_rules : route.request_rules).push_back(std::move(rule));
         break;
       }
+      case ast::StmtKind::kBody:
+        LowerBody(s, file, route, response, out);
+        break;
     }
   }
+}
+
+// ---------------------------------------------------------------------------
+// Schemas and body checks
+
+void Lowerer::DeclareSchema(const ast::SchemaDef& d, FileCtx* file) {
+  Package& pkg = *file->pkg;
+  Declare(pkg, d.name, d.loc);
+  std::string q = pkg.name.empty() ? d.name : pkg.name + "." + d.name;
+  if (schema_defs_.count(q)) return;
+  schema_defs_[q] = {&d, file};
+  if (d.kind != ast::SchemaDef::Kind::kInline && d.source.empty()) {
+    Error(d.source_loc.file ? d.source_loc : d.loc, "empty file name");
+  }
+  if (d.kind == ast::SchemaDef::Kind::kOpenApi && d.component.empty()) {
+    Error(d.loc, "`schema " + d.name + " = openapi \"doc\" \"Component\"` needs a component name");
+  }
+  for (const auto& st : d.settings) {
+    if (st.name != "strict" && st.name != "format") {
+      Error(st.loc, "unknown schema setting " + Bt(st.name) + " (known: strict, format)");
+    } else if (!st.value || st.value->kind != ast::ExprKind::kBool) {
+      Error(st.loc, Bt(st.name) + " must be `true` or `false`");
+    }
+    if (st.loosen) Error(st.loc, "`loosen` does not apply to schema settings");
+  }
+}
+
+namespace {
+
+bool SettingBool(const ast::SchemaDef& d, const std::string& name) {
+  for (const auto& st : d.settings) {
+    if (st.name == name && st.value && st.value->kind == ast::ExprKind::kBool) return st.value->bool_value;
+  }
+  return false;
+}
+
+std::string StatusKeyText(uint16_t k) {
+  if (k == 0) return "default";
+  if (k <= 5) return std::to_string(k) + "XX";
+  return std::to_string(k);
+}
+
+}  // namespace
+
+void Lowerer::LowerBody(const ast::Stmt& s, FileCtx* file, IrRoute& route, bool response,
+                        BodyOut& out) {
+  const bool openapi = !s.body_openapi.empty();
+  if (openapi && response) {
+    Error(s.loc, "`body openapi` belongs in the route, not in `on response` (it covers both)");
+    return;
+  }
+  if (!openapi && response && s.body_status == ast::kBodyRequest) {
+    Error(s.loc, "a response `body` needs a status: `body 200 " + s.name + "` or `body default " + s.name + "`");
+    return;
+  }
+  if (!openapi && !response && s.body_status != ast::kBodyRequest) {
+    Error(s.status_loc.file ? s.status_loc : s.loc,
+          "a `body` with a status belongs in `on response`; the request body is `body " + s.name + "`");
+    return;
+  }
+  if (!response && s.body_status == ast::kBodyRequest && !openapi && s.name.empty()) return;
+  if (response && (s.body_status < 100 || s.body_status > 599) && s.body_status != ast::kBodyDefault) {
+    Error(s.status_loc.file ? s.status_loc : s.loc,
+          "response status must be between 100 and 599, got " + std::to_string(s.body_status));
+    return;
+  }
+  IrBodyCheck check;
+  check.loc = s.loc;
+  check.response = response;
+  check.status = response ? static_cast<uint16_t>(s.body_status) : 0;
+  bool strict_set = false, strict = false;
+  for (const auto& st : s.settings) {
+    const ast::Expr* v = st.value.get();
+    if (st.loosen) Error(st.loc, "`loosen` does not apply to body settings");
+    auto limit = [&](uint32_t* out, uint32_t max) {
+      if (!v || v->kind != ast::ExprKind::kInt || v->int_value < 1 || static_cast<uint64_t>(v->int_value) > max) {
+        Error(st.loc, Bt(st.name) + " must be an integer from 1 to " + std::to_string(max));
+        return;
+      }
+      *out = static_cast<uint32_t>(v->int_value);
+    };
+    if (st.name == "strict") {
+      if (!v || v->kind != ast::ExprKind::kBool) {
+        Error(st.loc, "`strict` must be `true` or `false`");
+      } else {
+        strict_set = true;
+        strict = v->bool_value;
+      }
+    } else if (st.name == "max_bytes") {
+      limit(&check.max_bytes, 64u << 20);
+    } else if (st.name == "max_depth") {
+      limit(&check.max_depth, bytecode::kMaxBodyDepth);
+    } else if (st.name == "max_properties") {
+      limit(&check.max_properties, 1u << 24);
+    } else if (st.name == "max_items") {
+      limit(&check.max_items, 1u << 24);
+    } else if (st.name == "max_string") {
+      limit(&check.max_string, 64u << 20);
+    } else if (st.name == "accept") {
+      if (!v || v->kind != ast::ExprKind::kList) {
+        Error(st.loc, "`accept` is a list of media types, e.g. `[\"text/plain\"]`");
+        continue;
+      }
+      for (const auto& item : v->children) {
+        if (!item || item->kind != ast::ExprKind::kString || bytecode::MediaTypeEssence(item->text).empty() ||
+            item->text.find(',') != std::string::npos) {
+          Error(item ? item->loc : st.loc, "`accept` items are media types such as `\"text/plain\"` or `\"text/*\"`");
+          continue;
+        }
+        if (bytecode::IsJsonMediaType(item->text)) {
+          Error(item->loc, "JSON bodies are always validated; `accept` lists other media types");
+          continue;
+        }
+        check.accept += (check.accept.empty() ? "" : ",") + bytecode::MediaTypeEssence(item->text);
+      }
+    } else {
+      Error(st.loc, "unknown body setting " + Bt(st.name) +
+                        " (known: strict, max_bytes, max_depth, max_properties, max_items, max_string, accept)");
+    }
+  }
+  // The id is the route's (a body check belongs to one route), but a label
+  // still shares the namespace of the labels around it.
+  const std::string label = s.label.empty() ? "body" : s.label;
+  if (!(response && s.label.empty()) && !out.labels.insert(label).second) {
+    Error(s.loc, "duplicate rule label " + Bt(label) + " in " + Bt(out.scope) +
+                     (s.label.empty() ? " (a `body` is labelled `body`; give one of them another label)" : ""));
+  }
+  std::string base_id = route.name + "." + label;
+  if (openapi) {
+    // `strict = false` is the default here: OpenAPI schemas compile as written.
+    OpenApiBinding b;
+    b.route = route.name;
+    b.method = route.method;
+    b.base_path = current_base_ == "/" ? "" : current_base_;
+    b.path_template = route.path_template.substr(b.base_path.size());
+    if (b.path_template.empty()) b.path_template = "/";
+    b.document = s.body_openapi;
+    b.options.strict = strict;
+    b.loc = s.loc;
+    // A placeholder request rule keeps the statement's position; FinishSchemas
+    // fills it (or drops it when the operation has no request body) and adds
+    // the responses.
+    IrRule rule;
+    rule.id = base_id;
+    rule.loc = s.loc;
+    check.rule_id = base_id;
+    check.schema = "openapi#" + std::to_string(openapi_bindings_.size());
+    rule.bodies.push_back(check);
+    for (const auto& r : route.request_rules) {
+      if (!r.bodies.empty()) {
+        Error(s.loc, "route " + Bt(route.name) + " already has a request `body`");
+        return;
+      }
+    }
+    openapi_bindings_.push_back(std::move(b));
+    route.request_rules.push_back(std::move(rule));
+    return;
+  }
+  // Resolve the schema in this file's package.
+  std::string q = file->pkg->name.empty() ? s.name : file->pkg->name + "." + s.name;
+  auto it = schema_defs_.find(q);
+  if (it == schema_defs_.end()) {
+    Error(s.name_loc.file ? s.name_loc : s.loc, "unknown schema " + Bt(s.name) + " (declare it: `schema " + s.name + " = \"file.json\"`)");
+    return;
+  }
+  const ast::SchemaDef& def = *it->second.first;
+  bool use_strict = strict_set ? strict : SettingBool(def, "strict");
+  std::string root = q + (use_strict != SettingBool(def, "strict") ? (use_strict ? "#strict" : "#open") : "");
+  schema_uses_[root] = SchemaUse{root, &def, it->second.second, use_strict};
+  check.schema = root;
+  check.rule_id = response ? base_id + "." + StatusKeyText(check.status) : base_id;
+  auto& rules = response ? route.response_rules : route.request_rules;
+  for (auto& r : rules) {
+    if (r.bodies.empty()) continue;
+    if (!response) {
+      Error(s.loc, "route " + Bt(route.name) + " already has a request `body`");
+      return;
+    }
+    for (const auto& b : r.bodies) {
+      if (b.status == check.status) {
+        Error(s.loc, "route " + Bt(route.name) + " already has a response `body` for " +
+                         StatusKeyText(check.status));
+        return;
+      }
+    }
+    if (r.bodies.size() >= bytecode::kMaxBodyGroup) {
+      Error(s.loc, "at most " + std::to_string(bytecode::kMaxBodyGroup) + " response bodies per route");
+      return;
+    }
+    r.bodies.push_back(std::move(check));
+    return;
+  }
+  IrRule rule;
+  rule.id = check.rule_id;
+  rule.loc = s.loc;
+  rule.status = response ? 502 : 400;
+  rule.bodies.push_back(std::move(check));
+  rules.push_back(std::move(rule));
+}
+
+void Lowerer::FinishSchemas(IrProgram& prog) {
+  std::vector<SchemaDecl> decls;
+  // Declared schemas compile even when unused, so their errors show.
+  for (const auto& [q, def_file] : schema_defs_) {
+    if (!schema_uses_.count(q)) schema_uses_[q] = SchemaUse{q, def_file.first, def_file.second, SettingBool(*def_file.first, "strict")};
+  }
+  for (const auto& [name, use] : schema_uses_) {
+    SchemaDecl d;
+    d.name = name;
+    d.kind = use.def->kind == ast::SchemaDef::Kind::kFile     ? SchemaDecl::Kind::kFile
+             : use.def->kind == ast::SchemaDef::Kind::kInline ? SchemaDecl::Kind::kInline
+                                                              : SchemaDecl::Kind::kOpenApi;
+    d.source = use.def->source;
+    d.component = use.def->component;
+    d.options.strict = use.strict;
+    d.options.format_assertion = SettingBool(*use.def, "format");
+    d.loc = use.def->loc;
+    decls.push_back(std::move(d));
+  }
+  if (decls.empty() && openapi_bindings_.empty()) return;
+  SchemaBuild built = CompileSchemas(decls, openapi_bindings_, read_asset_, diags_);
+  if (diags_.HasErrors()) return;
+  for (IrRoute& route : prog.routes) {
+    for (size_t i = 0; i < route.request_rules.size(); ++i) {
+      IrRule& r = route.request_rules[i];
+      if (r.bodies.empty() || r.bodies[0].schema.rfind("openapi#", 0) != 0) continue;
+      size_t bi = std::stoul(r.bodies[0].schema.substr(8));
+      const BoundBodies& bb = built.bindings[bi];
+      IrBodyCheck tmpl = r.bodies[0];
+      if (!bb.responses.empty()) {
+        bool has_group = false;
+        for (const auto& rr : route.response_rules) has_group |= !rr.bodies.empty();
+        if (has_group) {
+          Error(r.loc, "route " + Bt(route.name) + " has response `body` checks and `body openapi`; use one");
+        } else {
+          IrRule resp;
+          resp.id = tmpl.rule_id + ".response";
+          resp.loc = r.loc;
+          resp.status = 502;
+          for (const auto& [key, name] : bb.responses) {
+            IrBodyCheck c = tmpl;
+            c.response = true;
+            c.status = key;
+            c.schema = name;
+            c.accept.clear();
+            c.rule_id = tmpl.rule_id + "." + StatusKeyText(key);
+            resp.bodies.push_back(std::move(c));
+          }
+          route.response_rules.insert(route.response_rules.begin(), std::move(resp));
+        }
+      }
+      if (bb.has_request) {
+        r.bodies[0].schema = bb.request_schema;
+      } else {
+        route.request_rules.erase(route.request_rules.begin() + static_cast<long>(i));
+        --i;
+      }
+    }
+  }
+  for (IrRoute& route : prog.routes) {
+    for (auto* rules : {&route.request_rules, &route.response_rules}) {
+      for (IrRule& r : *rules) {
+        for (IrBodyCheck& b : r.bodies) {
+          auto it = built.roots.find(b.schema);
+          if (it == built.roots.end()) {
+            Error(b.loc, "schema " + Bt(b.schema) + " did not compile");
+            continue;
+          }
+          b.root = it->second;
+        }
+      }
+    }
+  }
+  prog.schemas = std::move(built.blob);
 }
 
 // ---------------------------------------------------------------------------
@@ -2182,6 +2477,9 @@ IrProgram Lowerer::Run(const std::vector<const ast::File*>& files, const std::st
   for (auto& ctx : file_ctxs_) {
     for (const auto& r : ctx->file->relations) LowerRelation(r, ctx.get(), prog);
   }
+  for (auto& ctx : file_ctxs_) {
+    for (const auto& sd : ctx->file->schemas) DeclareSchema(sd, ctx.get());
+  }
   // Functions are checked once on their own so that unused ones get errors too.
   for (auto& ctx : file_ctxs_) {
     for (const auto& fn : ctx->file->functions) {
@@ -2262,6 +2560,7 @@ IrProgram Lowerer::Run(const std::vector<const ast::File*>& files, const std::st
         }
         std::vector<const ast::Profile*> stack;
         route_profiles_.clear();
+        current_base_ = base;
         ExpandBody(api.body, ctx.get(), route, api.name, stack, 0);
         ExpandBody(r.body, ctx.get(), route, route.name, stack, 0);
         if (route.auth && route.auth->issuer == bytecode::kNone) {
@@ -2282,6 +2581,7 @@ IrProgram Lowerer::Run(const std::vector<const ast::File*>& files, const std::st
       }
     }
   }
+  FinishSchemas(prog);
   return prog;
 }
 

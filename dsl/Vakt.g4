@@ -33,6 +33,7 @@ decl
   | apiDecl
   | issuerDecl
   | relationDecl
+  | schemaDecl
   | testDecl
   ;
 
@@ -54,6 +55,10 @@ settings   : '{' setting* '}' ;
 // `relation NAME: list<string> = "file.json"`: a JSON object of keys to
 // strings (or lists of strings), read at build time into the bundle.
 relationDecl : RELATION IDENT ':' type '=' str ;
+// `schema NAME = "file.json"`, `= { inline JSON }` or
+// `= openapi "doc.yaml" "Component"`, with optional `{ strict = true ... }`.
+// `openapi` is a plain name checked by parser.cc.
+schemaDecl : SCHEMA IDENT '=' (str | jsonObject | IDENT str str) settings? ;
 setting    : LOOSEN? anyName '=' expr ;
 
 type
@@ -75,6 +80,9 @@ statement
   | (label ':')? REQUIRE expr ELSE denyClause     # requireStmt
   | (label ':')? denyClause IF expr               # denyIfStmt
   | (label ':')? OWNS postfixExpr '{' ownClause* '}' (ELSE denyClause)?  # ownsStmt
+  // `body NAME`, `body 200 NAME` / `body default NAME` (in `on response`),
+  // `body openapi "doc.yaml"`; parser.cc checks the plain names.
+  | (label ':')? BODY (INT IDENT | IDENT IDENT | IDENT str | IDENT) settings?  # bodyStmt
   ;
 
 // One way to own the object: `== value` or `in list`, maybe `if cond`. The
@@ -163,7 +171,7 @@ ident
   : IDENT
   | REQUEST | RESPONSE | CLAIMS | NOW | ROUTE | API | TEST | SHAPE | PROFILE | USE
   | BOOL | INT_T | STRING_T | DURATION_T | TIMESTAMP | JSON | LIST
-  | ISSUER | LOOSEN | TOKEN | DPOP | CERT | REVOKE
+  | ISSUER | LOOSEN | TOKEN | DPOP | CERT | REVOKE | SCHEMA | BODY
   ;
 
 // After `.` (members, claim paths) every keyword is a plain name.
@@ -174,6 +182,7 @@ anyName
   | NOW | EXPECT | ALLOW | TRUE_ | FALSE_ | NULL_ | IN | MATCHES | BOOL | INT_T
   | STRING_T | DURATION_T | TIMESTAMP | JSON | LIST
   | ISSUER | LOOSEN | TOKEN | DPOP | CERT | REVOKE | RELATION | OWNS
+  | SCHEMA | BODY
   ;
 
 // ---------------------------------------------------------------- lexer
@@ -221,6 +230,8 @@ CERT       : 'cert' ;
 REVOKE     : 'revoke' ;
 RELATION   : 'relation' ;
 OWNS       : 'owns' ;
+SCHEMA     : 'schema' ;
+BODY       : 'body' ;
 
 LPAREN   : '(' ;
 RPAREN   : ')' ;

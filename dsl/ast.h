@@ -71,7 +71,13 @@ enum class StmtKind : uint8_t {
   kDenyIf,   // [label:] deny ... if expr                 -> label, expr, deny
   kOwns,     // [label:] owns obj { clauses } [else deny]  -> label, expr (the
              //   object), clauses, deny if has_deny
+  kBody,     // [label:] body [STATUS|default] NAME [settings] -> label, name,
+             //   body_status, settings; `body openapi "doc"` -> body_openapi
 };
+
+// `body` statement status: the request body, or a response status key.
+inline constexpr int kBodyRequest = -1;  // `body NAME` (request side)
+inline constexpr int kBodyDefault = 0;   // `body default NAME`
 
 // One clause of `owns`: `== value [if cond]` or `in value [if cond]`.
 struct OwnClause {
@@ -102,6 +108,9 @@ struct Stmt {
   std::vector<Setting> settings;
   std::vector<OwnClause> clauses;  // kOwns
   bool has_deny = false;           // kOwns: an explicit `else deny ...`
+  int body_status = kBodyRequest;  // kBody: kBodyRequest, kBodyDefault or 100..599
+  Location status_loc;             // kBody: of the status, when written
+  std::string body_openapi;        // kBody: `body openapi "doc.yaml"` (name empty)
 };
 
 // A rule body: request statements and optional `on response { ... }`.
@@ -151,6 +160,20 @@ struct Relation {
   std::string file;
   Location loc;
   Location file_loc;
+};
+
+// `schema NAME = "file.json" | { json } | openapi "doc.yaml" "Component"`
+// with optional settings (`strict`, `format`).
+struct SchemaDef {
+  enum class Kind : uint8_t { kFile, kInline, kOpenApi };
+  std::string name;
+  Kind kind = Kind::kFile;
+  std::string source;     // the file as written, or the inline JSON text
+  std::string component;  // kOpenApi
+  Location loc;
+  Location source_loc;
+  bool has_settings = false;
+  std::vector<Setting> settings;
 };
 
 struct Const {
@@ -246,6 +269,7 @@ struct File {
   std::vector<Api> apis;
   std::vector<Issuer> issuers;
   std::vector<Relation> relations;
+  std::vector<SchemaDef> schemas;
   std::vector<Test> tests;
 };
 

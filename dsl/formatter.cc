@@ -225,11 +225,15 @@ class Formatter {
     int angles = 0;
     bool pending_test = false;
     bool pending_owns = false;
+    bool pending_schema = false;  // `schema NAME = { inline JSON }`
     std::vector<Bracket> stack;
     for (Item& it : items_) {
       const Token* t = it.tok;
       if (IsComment(t)) continue;
       const Bracket top = stack.empty() ? Bracket::kNone : stack.back();
+      if (stack.empty() && t->kind == Token::Kind::kKeyword && t->text != "schema") {
+        pending_schema = false;  // the next declaration started
+      }
       if (Is(t, "!")) {
         it.unary = true;
       } else if (Is(t, "-")) {
@@ -242,6 +246,12 @@ class Formatter {
         --angles;
       } else if (t->kind == Token::Kind::kKeyword && t->text == "test" && stack.empty()) {
         pending_test = true;
+      } else if (t->kind == Token::Kind::kKeyword && t->text == "schema" && stack.empty()) {
+        pending_schema = true;
+      } else if (Is(t, "{") && pending_schema) {
+        pending_schema = false;
+        it.bracket = prev_sig && Is(prev_sig->tok, "=") ? Bracket::kJson : Bracket::kBlock;
+        stack.push_back(it.bracket);
       } else if (t->kind == Token::Kind::kKeyword && t->text == "owns" &&
                  !(prev_sig && Is(prev_sig->tok, ".")) && top == Bracket::kBlock) {
         pending_owns = true;

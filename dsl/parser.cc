@@ -680,6 +680,31 @@ class Builder {
           rel.file_loc = Loc(rd->str()->getStart());
         }
         f.relations.push_back(std::move(rel));
+      } else if (auto* sd = d->schemaDecl()) {
+        ast::SchemaDef def;
+        def.loc = Loc(sd->getStart());
+        def.name = Text(sd->IDENT(0));
+        if (sd->jsonObject()) {
+          def.kind = ast::SchemaDef::Kind::kInline;
+          def.source = Json(sd->jsonObject(), &def.source_loc);
+        } else if (sd->IDENT(1)) {
+          def.kind = ast::SchemaDef::Kind::kOpenApi;
+          def.source_loc = Loc(sd->IDENT(1)->getSymbol());
+          if (Text(sd->IDENT(1)) != "openapi") {
+            rep_.Error(def.source_loc, "expected a file name, `{` or `openapi`, got " +
+                                           std::string("`") + Text(sd->IDENT(1)) + "`");
+          }
+          if (sd->str(0)) def.source = DecodeStr(sd->str(0));
+          if (sd->str(1)) def.component = DecodeStr(sd->str(1));
+        } else if (sd->str(0)) {
+          def.source = DecodeStr(sd->str(0));
+          def.source_loc = Loc(sd->str(0)->getStart());
+        }
+        if (sd->settings()) {
+          def.has_settings = true;
+          BuildSettings(sd->settings(), def.settings);
+        }
+        f.schemas.push_back(std::move(def));
       } else if (auto* t = d->testDecl()) {
         f.tests.push_back(BuildTest(t));
       }
@@ -1173,6 +1198,42 @@ class Builder {
         st.has_deny = true;
         st.deny = BuildDeny(ow->denyClause());
       }
+    } else if (auto* b = dynamic_cast<VaktParser::BodyStmtContext*>(s)) {
+      st.kind = ast::StmtKind::kBody;
+      st.label = LabelOf(b->label());
+      auto idents = b->IDENT();
+      if (b->INT()) {
+        st.status_loc = Loc(b->INT()->getSymbol());
+        st.body_status = ParseStatus(b->INT(), 0);
+        if (!idents.empty()) {
+          st.name = Text(idents[0]);
+          st.name_loc = Loc(idents[0]->getSymbol());
+        }
+      } else if (b->str()) {
+        st.name_loc = idents.empty() ? st.loc : Loc(idents[0]->getSymbol());
+        if (!idents.empty() && Text(idents[0]) != "openapi") {
+          rep_.Error(st.name_loc, "expected `openapi` before a document name, got `" +
+                                      Text(idents[0]) + "`");
+        }
+        st.body_openapi = DecodeStr(b->str());
+        if (st.body_openapi.empty()) rep_.Error(Loc(b->str()->getStart()), "empty file name");
+      } else if (idents.size() == 2) {
+        st.status_loc = Loc(idents[0]->getSymbol());
+        if (Text(idents[0]) != "default") {
+          rep_.Error(st.status_loc, "expected a status or `default` before the schema name, got `" +
+                                        Text(idents[0]) + "`");
+        }
+        st.body_status = ast::kBodyDefault;
+        st.name = Text(idents[1]);
+        st.name_loc = Loc(idents[1]->getSymbol());
+      } else if (idents.size() == 1) {
+        st.name = Text(idents[0]);
+        st.name_loc = Loc(idents[0]->getSymbol());
+      }
+      if (b->settings()) {
+        st.has_settings = true;
+        BuildSettings(b->settings(), st.settings);
+      }
     } else {
       return;  // no alternative was predicted; already reported
     }
@@ -1446,7 +1507,7 @@ void Parse(const SourceFile& src, Reporter& rep, ast::File& file) {
 
 Token::Kind KindOf(size_t type) {
   using K = Token::Kind;
-  if (type >= VaktLexer::PACKAGE && type <= VaktLexer::OWNS) return K::kKeyword;
+  if (type >= VaktLexer::PACKAGE && type <= VaktLexer::BODY) return K::kKeyword;
   switch (type) {
     case VaktLexer::IDENT:
       return K::kIdent;

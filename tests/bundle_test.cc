@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bytecode/format.h"
+#include "bytecode/schema.h"
 #include "bytecode/verifier.h"
 
 namespace vakt::bytecode {
@@ -374,7 +375,7 @@ TEST(BundleTest, Hashing) {
 // ---- Header -----------------------------------------------------------------
 
 TEST(BundleParseTest, EmptyAndShortInput) {
-  EXPECT_TRUE(Corrupt("", "truncated bundle: 0 bytes, the header and directory alone are 220"));
+  EXPECT_TRUE(Corrupt("", "truncated bundle: 0 bytes, the header and directory alone are 244"));
   std::string b = Serialize(Tiny());
   EXPECT_TRUE(Corrupt(b.substr(0, 100), "truncated bundle: 100 bytes"));
   EXPECT_TRUE(Corrupt(b.substr(0, 5), "truncated bundle: 5 bytes"));
@@ -442,7 +443,7 @@ TEST(BundleParseTest, HeaderReservedFields) {
   std::string b = Serialize(Tiny());
   std::string x = b;
   SetU32(&x, 12, kSectionCount + 1);
-  EXPECT_TRUE(Corrupt(x, "header section count is 14, expected 13"));
+  EXPECT_TRUE(Corrupt(x, "header section count is 16, expected 15"));
   x = b;
   SetU16(&x, 10, 1);
   EXPECT_TRUE(Corrupt(x, "header flags 1 are reserved and must be 0"));
@@ -962,6 +963,20 @@ TEST(BundleCorpus, Write) {
   AppendRelationEntry(&d.relations[1].entries, "bob", two);
   AppendRelationEntry(&d.relations[1].entries, "anna", none);
   write("broken_relation_order.bin", Serialize(d));
+  // Schema constraints: a schema set (one root, `true`) and a CHECK_BODY.
+  d = Tiny();
+  SchemaTables t;
+  t.strings = {"", "S", "#"};
+  t.nodes = {SchemaNode{0, 0, static_cast<uint8_t>(SchemaNodeKind::kTrue), 0, 2, kSchemaNone, 0}};
+  t.roots = {SchemaRoot{1, 0}};
+  d.schemas = SerializeSchema(t);
+  d.rules = {RuleRecord{4, 0, 4, 400, 0}};
+  d.bodies = {BodyRecord{0, 0, 0, 1024, 8, 16, 16, 64, 0, 0, 0}};
+  d.code = {I(Op::kCheckBody, 0, 1, 0), I(Op::kAllow)};
+  d.routes[0].request_len = d.routes[0].cost = d.max_route_cost = 2;
+  write("valid_schemas.bin", Serialize(d));
+  d.bodies[0].root = 3;
+  write("broken_body_root.bin", Serialize(d));
 }
 
 }  // namespace

@@ -410,3 +410,130 @@ TEST(Differential, OwnershipRelationsAndJsonBodiesAgree) {
 
 }  // namespace
 }  // namespace vakt::compiler
+
+namespace vakt::compiler {
+namespace {
+
+// Schema constraints: random `schema` declarations (a file, inline, strict
+// or not, format assertions) and `body` checks (limits, accept lists,
+// response groups with exact, default statuses), decided on random bodies
+// and content types (valid, invalid, malformed, duplicate keys, oversize,
+// not JSON) by both evaluators, which must agree on the decision, the rule
+// and the description.
+TEST(Differential, SchemaBodiesAgree) {
+  const std::string item = R"({"type":"object","properties":{"id":{"type":"string","pattern":"^[a-z]-[0-9]$"},
+    "n":{"type":"integer","minimum":0,"maximum":9},"at":{"type":"string","format":"date"}},"required":["id"]})";
+  AssetReader assets = [&](const dsl::SourceFile&, const std::string& path) -> Result<std::string> {
+    if (path == "item.json") return item;
+    return NotFound("no such file");
+  };
+  int decisions = 0, allows = 0, denies413 = 0, denies415 = 0, denies502 = 0;
+  for (uint32_t seed = 1; seed <= 150; ++seed) {
+    Gen g(seed);
+    std::ostringstream pol;
+    pol << "schema Item = \"item.json\"" << (g.Coin() ? " { strict = true }" : "")
+        << (g.Coin() ? "" : "\nschema Fmt = \"item.json\" { format = true }") << "\n";
+    pol << "schema List = { \"type\": \"array\", \"items\": { \"type\": \"integer\" }, \"maxItems\": 3 }\n";
+    bool has_fmt = pol.str().find("Fmt") != std::string::npos;
+    auto name = [&]() -> std::string {
+      int k = g.Pick(has_fmt ? 3 : 2);
+      return k == 0 ? "Item" : k == 1 ? "List" : "Fmt";
+    };
+    pol << "api t \"/t\" {\n  route r POST \"/x\" {\n";
+    if (g.Coin(80)) {
+      pol << "    body " << name();
+      std::vector<std::string> settings;
+      if (g.Coin(30)) settings.push_back("max_bytes = " + std::to_string(16 + g.Pick(64)));
+      if (g.Coin(20)) settings.push_back("max_depth = " + std::to_string(1 + g.Pick(3)));
+      if (g.Coin(20)) settings.push_back("max_items = " + std::to_string(1 + g.Pick(4)));
+      if (g.Coin(20)) settings.push_back("max_properties = " + std::to_string(1 + g.Pick(3)));
+      if (g.Coin(20)) settings.push_back("max_string = " + std::to_string(1 + g.Pick(8)));
+      if (g.Coin(30)) settings.push_back("strict = " + std::string(g.Coin() ? "true" : "false"));
+      if (g.Coin(30)) settings.push_back("accept = [\"text/plain\"]");
+      if (!settings.empty()) {
+        pol << " {";
+        for (const auto& s : settings) pol << " " << s;
+        pol << " }";
+      }
+      pol << "\n";
+    }
+    if (g.Coin(70)) {
+      pol << "    on response {\n";
+      std::vector<std::string> statuses = {"200", "201", "404", "default"};
+      for (const auto& st : statuses) {
+        if (g.Coin(50)) pol << "      body " << st << " " << name() << "\n";
+      }
+      pol << "    }\n";
+    }
+    pol << "  }\n}\n";
+    std::string policy = pol.str();
+    SourceSet s;
+    AddSource(s, "schemas.vakt", policy);
+    dsl::Diagnostics d;
+    CompileOptions opts;
+    opts.read_asset = assets;
+    auto c = Compile(s, opts, d);
+    ASSERT_FALSE(d.HasErrors()) << "seed " << seed << ":\n" << d.Format() << "\n" << policy;
+    auto bundle = bytecode::Bundle::Load(c->bytes);
+    ASSERT_TRUE(bundle.ok()) << bundle.status().ToString();
+    bytecode::EvalScratch scratch;
+    static const std::vector<std::string> bodies = {
+        R"({"id":"a-1"})", R"({"id":"a-1","n":3,"at":"2024-02-29"})", R"({"id":"a-1","at":"2023-02-29"})",
+        R"({"id":"A1"})", R"({"id":"a-1","extra":true})", R"({"id":"a-1","id":"b-2"})", R"({"id":)",
+        "", "[1,2]", "[1,2,3,4]", "[[1]]", R"(["x"])", "\"\xff\"", R"({"id":"a-1","n":[[[]]]})",
+        R"({"id":"a-1","n":12345678901234567890123})", "plain text"};
+    static const std::vector<std::string> types = {
+        "application/json", "application/json; charset=utf-8", "application/merge-patch+json",
+        "text/plain", "TEXT/PLAIN;q=1", "application/xml", "", "application/json5"};
+    for (int i = 0; i < 40; ++i) {
+      nlohmann::json req;
+      req["method"] = "POST";
+      req["path"] = "/t/x";
+      req["headers"] = nlohmann::json::object();
+      std::string type = g.One(types);
+      if (!type.empty()) req["headers"]["content-type"] = type;
+      auto parsed = bytecode::ParseRequestJson(req.dump());
+      ASSERT_TRUE(parsed.ok()) << req.dump();
+      parsed->body = g.One(bodies);
+      nlohmann::json cj = nlohmann::json::object();
+      auto claims = std::move(bytecode::JsonClaims::Parse(cj.dump())).value();
+      auto view = parsed->View();
+      bytecode::Decision vm = bytecode::DecideRequest(**bundle, view, claims.get(), scratch);
+      RefDecision ref = RefEvaluate(c->ir, view, &cj, nullptr);
+      nlohmann::json resp_json;
+      std::optional<bytecode::OwnedResponse> resp;
+      if (vm.allow && ref.allow) {
+        resp_json["status"] = g.One(std::vector<int>{200, 201, 404, 500});
+        std::string rtype = g.One(types);
+        if (!rtype.empty()) resp_json["headers"] = {{"content-type", rtype}};
+        resp = std::move(bytecode::ParseResponseJson(resp_json.dump())).value();
+        resp->body = g.One(bodies);  // any bytes, invalid UTF-8 included
+        auto rv = resp->View();
+        vm = bytecode::DecideResponse(**bundle, view, claims.get(), rv, scratch);
+        ref = RefEvaluate(c->ir, view, &cj, &rv);
+      }
+      ++decisions;
+      allows += vm.allow;
+      denies413 += vm.status == 413;
+      denies415 += vm.status == 415;
+      denies502 += vm.status == 502;
+      bool same = vm.allow == ref.allow && vm.status == ref.status &&
+                  (vm.allow || (vm.rule == ref.rule && vm.error == ref.error &&
+                                std::string(vm.description) == ref.detail));
+      ASSERT_TRUE(same) << "seed " << seed << " request " << i << "\npolicy:\n" << policy
+                        << "\nrequest: " << req.dump() << " body " << parsed->body
+                        << "\nresponse: " << resp_json.dump()
+                        << "\nvm:  " << bytecode::DecisionToJson(vm) << "\nref: allow=" << ref.allow
+                        << " status=" << ref.status << " rule=" << ref.rule << " detail=" << ref.detail;
+    }
+  }
+  EXPECT_GT(allows, decisions / 10);
+  EXPECT_GT(denies413, 0);
+  EXPECT_GT(denies415, 0);
+  EXPECT_GT(denies502, 0);
+  std::cout << decisions << " body decisions, " << allows << " allowed, " << denies413 << " 413, "
+            << denies415 << " 415, " << denies502 << " 502\n";
+}
+
+}  // namespace
+}  // namespace vakt::compiler

@@ -13,6 +13,7 @@
 
 #include "bytecode/bundle.h"
 #include "bytecode/format.h"
+#include "bytecode/schema.h"
 
 namespace vakt::bytecode {
 namespace {
@@ -170,6 +171,7 @@ TEST(VerifierTest, EveryOpcodeVerifies) {
   net0({I(Op::kMakeList, 0, 0, 0), I(Op::kPop)});
   net0({I(Op::kPushStr, 0, 0, kSegment), I(Op::kRelation, 0, 0, 0), I(Op::kPop)});
   net0({I(Op::kPushStr, 0, 0, kSegment), I(Op::kRelation, 1, 0, 0), I(Op::kPop)});
+  net0({I(Op::kCheckBody, 0, 1, 0)});
   // if (false) { nop }: both edges at depth 0.
   p.push_back(I(Op::kPushBool, 0));
   p.push_back(I(Op::kJumpIfFalse, 0, 0, here() + 2));
@@ -204,10 +206,19 @@ TEST(VerifierTest, EveryOpcodeVerifies) {
       I(Op::kPop),
       I(Op::kPop),
       I(Op::kPop),
+      I(Op::kCheckBody, 0, 2, 1),
       I(Op::kAllow),
   };
   BundleData d = Make(p, resp, 2);
   d.relations = {RelationData{0, 1, 0, ""}};
+  SchemaTables t;
+  t.strings = {"", "S", "#"};
+  t.nodes = {SchemaNode{0, 0, static_cast<uint8_t>(SchemaNodeKind::kTrue), 0, 2, kSchemaNone, 0}};
+  t.roots = {SchemaRoot{1, 0}};
+  d.schemas = SerializeSchema(t);
+  d.bodies = {BodyRecord{0, 0, 0, 1024, 8, 16, 16, 64, 0, 0, 0},
+              BodyRecord{0, 0, 0, 1024, 8, 16, 16, 64, 200, 1, 0},
+              BodyRecord{0, 0, 0, 1024, 8, 16, 16, 64, 0, 1, 0}};
   EXPECT_TRUE(Verified(d));
 
   std::set<uint8_t> seen;
@@ -440,7 +451,7 @@ TEST(VerifierTest, MustNotFallOffTheEnd) {
 }
 
 TEST(VerifierTest, UnknownOpcode) {
-  EXPECT_TRUE(Rejected(Req({I(static_cast<Op>(kOpCount))}), "unknown opcode 41 at pc 0"));
+  EXPECT_TRUE(Rejected(Req({I(static_cast<Op>(kOpCount))}), "unknown opcode 42 at pc 0"));
   EXPECT_TRUE(Rejected(Make({I(Op::kNop), I(static_cast<Op>(255))}), "unknown opcode 255 at pc 1"));
 }
 

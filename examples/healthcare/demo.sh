@@ -56,6 +56,10 @@ ask "Token in the query string" "deny 400 invalid_request" anna-get-record-query
 ask "TLS 1.1 is refused" "deny 403 insecure_transport" health-tls11.json
 ask "A record id of the wrong shape" "deny 404 not_found" bad-record-id.json anna.claims.json
 ask "The backend answers with HTML: withheld" "deny 502 invalid_response" anna-get-record.json anna.claims.json html.response.json
+ask "The backend's record lacks its author (fails Record): withheld" "deny 502 invalid_response" anna-get-record.json anna.claims.json bad-record.response.json
+ask "Bob adds a record to Anna's file (NewRecord)" "allow" bob-add-record.json bob.claims.json
+ask "Bob's client also sends \`author\` (mass assignment; NewRecord is strict)" "deny 400 invalid_request" bob-add-record-author.json bob.claims.json
+ask "A form-encoded body is not JSON" "deny 415 invalid_request" bob-add-record-form.json bob.claims.json
 
 if ((failures)); then
   printf '\n%s%d answer(s) differ from the expected ones%s\n' "$RED" "$failures" "$RESET"
