@@ -45,7 +45,7 @@ void PlainScalar(std::string& out, const std::string& v) {
   if (!body.empty() && body[0] == '.') body = "0" + body;
   size_t dot = body.find('.');
   if (dot != std::string::npos && (dot + 1 == body.size() || !std::isdigit(static_cast<unsigned char>(body[dot + 1])))) {
-    body.insert(dot + 1, "0");
+    body = body.substr(0, dot + 1) + '0' + body.substr(dot + 1);
   }
   // Leading zeros ("007") are not JSON numbers.
   while (body.size() > 1 && body[0] == '0' && std::isdigit(static_cast<unsigned char>(body[1]))) body.erase(0, 1);

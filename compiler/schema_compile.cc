@@ -397,7 +397,15 @@ struct SchemaCompiler::Impl {
     return d.display + ": #" + l.ptr;
   }
   void Error(const Loc& l, const std::string& kw, const std::string& msg) {
-    if (errors.size() < 50) errors.push_back(Where(l) + (kw.empty() ? "" : "/" + EscapeToken(kw)) + ": " + msg);
+    if (errors.size() >= 50) return;
+    std::string e = Where(l);
+    if (!kw.empty()) {
+      e += '/';
+      e += EscapeToken(kw);
+    }
+    e += ": ";
+    e += msg;
+    errors.push_back(std::move(e));
   }
 
   // ---- documents ----

@@ -43,12 +43,14 @@ std::string JoinBase(const std::string& base, const std::string& path) {
 }
 
 // Reads schema files for the engine through the policy's AssetReader. The
-// engine sees each file under a path prefixed with the directory of the
-// .vakt file naming it, so equal names beside different .vakt files stay
-// distinct; the AssetReader is asked relative to that .vakt file.
+// engine sees each file under its path relative to `root` (the common
+// directory of the .vakt files naming schemas), so equal names beside
+// different .vakt files stay distinct, and the names, which end up in the
+// bundle's schema locations, do not depend on where the sources are checked
+// out. The AssetReader is asked relative to the naming .vakt file.
 class Reader {
  public:
-  explicit Reader(const AssetReader& read) : read_(read) {}
+  Reader(const AssetReader& read, fs::path root) : read_(read), root_(std::move(root)) {}
 
   void Enter(const dsl::SourceFile* file) { vakt_ = file; }
 
@@ -56,7 +58,9 @@ class Reader {
   std::string EngineName(const std::string& written) const {
     fs::path p(written);
     if (p.is_absolute() || vakt_ == nullptr) return p.lexically_normal().generic_string();
-    return (fs::path(vakt_->path).parent_path() / p).lexically_normal().generic_string();
+    fs::path full = (fs::path(vakt_->path).parent_path() / p).lexically_normal();
+    fs::path rel = root_.empty() ? full : full.lexically_relative(root_);
+    return (rel.empty() ? full : rel).generic_string();
   }
 
   SchemaReader AsSchemaReader() {
@@ -69,9 +73,12 @@ class Reader {
       fs::path engine = from_file.empty()
                             ? fs::path(path)
                             : (fs::path(from_file).parent_path() / path).lexically_normal();
+      if (!engine.is_absolute() && !root_.empty()) engine = (root_ / engine).lexically_normal();
       fs::path dir = fs::path(vakt_->path).parent_path();
       fs::path rel = engine;
-      if (!engine.is_absolute()) rel = dir.empty() ? engine : engine.lexically_relative(dir);
+      if (!dir.empty() && engine.is_absolute() == dir.is_absolute()) {
+        rel = engine.lexically_relative(dir);
+      }
       if (rel.empty()) rel = engine;
       return read_(*vakt_, rel.generic_string());
     };
@@ -79,8 +86,29 @@ class Reader {
 
  private:
   const AssetReader& read_;
+  fs::path root_;
   const dsl::SourceFile* vakt_ = nullptr;
 };
+
+// The deepest directory holding every .vakt file in `files` ("" if none).
+fs::path CommonDirectory(const std::vector<const dsl::SourceFile*>& files) {
+  fs::path common;
+  bool first = true;
+  for (const dsl::SourceFile* f : files) {
+    if (f == nullptr) continue;
+    fs::path dir = fs::path(f->path).parent_path().lexically_normal();
+    if (first) {
+      common = dir;
+      first = false;
+      continue;
+    }
+    fs::path next;
+    auto a = common.begin(), b = dir.begin();
+    for (; a != common.end() && b != dir.end() && *a == *b; ++a, ++b) next /= *a;
+    common = next;
+  }
+  return common;
+}
 
 std::string StatusKeyName(uint16_t key) {
   if (key == kDefaultStatus) return "default";
@@ -99,8 +127,8 @@ bool NoJsonContent(const Status& s) {
 
 class Stage {
  public:
-  Stage(const AssetReader& read, dsl::Diagnostics& diags)
-      : reader_(read), diags_(diags), compiler_(reader_.AsSchemaReader()) {}
+  Stage(const AssetReader& read, fs::path root, dsl::Diagnostics& diags)
+      : reader_(read, std::move(root)), diags_(diags), compiler_(reader_.AsSchemaReader()) {}
 
   void Declare(const SchemaDecl& d) {
     reader_.Enter(d.loc.file);
@@ -114,7 +142,11 @@ class Stage {
         s = compiler_.AddFile(d.name, reader_.EngineName(d.source), d.options);
         break;
       case SchemaDecl::Kind::kInline: {
-        std::string display = (d.loc.file ? d.loc.file->path : std::string("<inline>")) + ":" +
+        std::string display = (d.loc.file ? reader_.EngineName(fs::path(d.loc.file->path)
+                                                                    .filename()
+                                                                    .generic_string())
+                                          : std::string("<inline>")) +
+                              ":" +
                               std::to_string(d.loc.line) + " (schema " + d.name + ")";
         s = compiler_.AddJsonText(d.name, d.source, d.options, display);
         break;
@@ -271,7 +303,9 @@ std::string OpenApiPathOf(const std::string& route_template) {
       size_t close = route_template.find('}', i);
       if (close == std::string::npos) return out + route_template.substr(i);
       std::string inner = route_template.substr(i + 1, close - i - 1);
-      out += "{" + inner.substr(0, inner.find(':')) + "}";
+      out += '{';
+      out += inner.substr(0, inner.find(':'));
+      out += '}';
       i = close;
     } else {
       out.push_back(c);
@@ -283,7 +317,10 @@ std::string OpenApiPathOf(const std::string& route_template) {
 SchemaBuild CompileSchemas(const std::vector<SchemaDecl>& decls,
                            const std::vector<OpenApiBinding>& bindings,
                            const AssetReader& read_asset, dsl::Diagnostics& diags) {
-  Stage stage(read_asset, diags);
+  std::vector<const dsl::SourceFile*> naming;
+  for (const SchemaDecl& d : decls) naming.push_back(d.loc.file);
+  for (const OpenApiBinding& b : bindings) naming.push_back(b.loc.file);
+  Stage stage(read_asset, CommonDirectory(naming), diags);
   for (const SchemaDecl& d : decls) stage.Declare(d);
   std::vector<BoundBodies> bound;
   bound.reserve(bindings.size());
