@@ -10,27 +10,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/vakt_cli_run.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct RunResult {
-  int code;
-  std::string out;  // stdout and stderr together
-};
-
-RunResult Vakt(const std::string& args) {
-  std::string cmd = std::string(VAKT_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  RunResult r{-1, ""};
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using vakt::testing_cli::RunResult;
+using vakt::testing_cli::Vakt;
 
 class Cli : public ::testing::Test {
  protected:
