@@ -649,6 +649,25 @@ bool Synthesise(const IrRoute& route, dsl::ast::Test* t, std::string* why) {
   return true;
 }
 
+// The report name of clause `ci` of an ownership rule, e.g.
+// "records.get_record.owner clause 1 (== token.patient_id)".
+std::string ClauseTestName(const IrRule& rule, size_t ci, const char* suffix) {
+  const IrOwnClause& cl = rule.owns->clauses[ci];
+  return rule.id + " clause " + std::to_string(ci + 1) + " (" + (cl.in ? "in " : "== ") +
+         cl.value_text + suffix + ")";
+}
+
+// A generated test that could not be built, reported with the reason.
+TestOutcome SkippedClause(const std::string& name, const IrOwnClause& cl, const std::string& why) {
+  TestOutcome o;
+  o.name = name;
+  o.loc = cl.loc;
+  o.generated = true;
+  o.skipped = true;
+  o.message = why;
+  return o;
+}
+
 // Response-side rules (`owns response.json.x { == params.y }`): the base is
 // the route's first allowed written test with a `response`; the owner test
 // puts the expected value in the body, the other test another one.
@@ -658,17 +677,8 @@ void GenerateResponseTests(const IrRoute& route, const IrRule& rule,
   const IrOwnership& own = *rule.owns;
   for (size_t ci = 0; ci < own.clauses.size(); ++ci) {
     const IrOwnClause& cl = own.clauses[ci];
-    const std::string name = rule.id + " clause " + std::to_string(ci + 1) + " (" +
-                             (cl.in ? "in " : "== ") + cl.value_text + ", response)";
-    auto skip = [&](const std::string& why) {
-      TestOutcome o;
-      o.name = name;
-      o.loc = cl.loc;
-      o.generated = true;
-      o.skipped = true;
-      o.message = why;
-      out.push_back(o);
-    };
+    const std::string name = ClauseTestName(rule, ci, ", response");
+    auto skip = [&](const std::string& why) { out.push_back(SkippedClause(name, cl, why)); };
     auto it = bases.find(route.name + "#response");
     if (it == bases.end()) {
       skip("no allowed written test with a `response` for route `" + route.name + "` to base it on");
@@ -752,17 +762,8 @@ void GenerateOwnershipTests(const Compilation& c,
       const IrOwnership& own = *rule.owns;
       for (size_t ci = 0; ci < own.clauses.size(); ++ci) {
         const IrOwnClause& cl = own.clauses[ci];
-        const std::string name = rule.id + " clause " + std::to_string(ci + 1) + " (" +
-                                 (cl.in ? "in " : "== ") + cl.value_text + ")";
-        auto skip = [&](const std::string& why) {
-          TestOutcome o;
-          o.name = name;
-          o.loc = cl.loc;
-          o.generated = true;
-          o.skipped = true;
-          o.message = why;
-          out.push_back(o);
-        };
+        const std::string name = ClauseTestName(rule, ci, "");
+        auto skip = [&](const std::string& why) { out.push_back(SkippedClause(name, cl, why)); };
         ClausePlan plan;
         std::string why;
         if (!PlanClause(c.ir, cl, *own.object, route, &why, &plan)) {
