@@ -2,6 +2,7 @@
 // the deny each outcome maps to. See body_check.h.
 #include "bytecode/body_check.h"
 
+#include <algorithm>
 #include <string>
 
 namespace vakt::bytecode {
@@ -68,6 +69,32 @@ bool EqualsLower(std::string_view s, std::string_view lower) {
   return true;
 }
 
+// Validate() on the text, or on the shared parse when there is one. Validate
+// refuses a body over max_bytes before parsing, and a body nested deeper
+// than max_depth with simdjson's depth error before any other limit or a
+// duplicate key; both are kept here, so the outcome does not depend on who
+// parsed the body.
+ValidationResult ValidateShared(const SchemaSet& set, const BodyCheckSpec& spec,
+                                std::string_view body, ValidationScratch& scratch,
+                                SharedBodyParse* shared) {
+  if (shared == nullptr || body.size() > spec.limits.max_body_bytes) {
+    return Validate(set, spec.root, body, spec.limits, scratch);
+  }
+  // The depth Validate parses with: simdjson counts the document as a level.
+  uint32_t depth = std::min(spec.limits.max_depth, kMaxValidationDepth) + 1;
+  bool too_deep = false;
+  const simdjson::dom::element* root = shared->Parse(depth, &too_deep);
+  if (root == nullptr) return Validate(set, spec.root, body, spec.limits, scratch);
+  if (too_deep) {
+    ValidationResult res;
+    res.outcome = ValidationOutcome::kOverLimit;
+    res.limit = LimitKind::kDepth;
+    res.message = "nesting deeper than " + std::to_string(spec.limits.max_depth);
+    return res;
+  }
+  return ValidateElement(set, spec.root, *root, spec.limits, scratch);
+}
+
 }  // namespace
 
 std::string MediaTypeEssence(std::string_view content_type) {
@@ -131,7 +158,8 @@ int SelectResponseCheck(int status, std::span<const uint16_t> keys) {
 
 BodyCheckResult CheckBody(const SchemaSet& set, const BodyCheckSpec& spec,
                           bool has_content_type, std::string_view content_type,
-                          std::string_view body, ValidationScratch& scratch) {
+                          std::string_view body, ValidationScratch& scratch,
+                          SharedBodyParse* shared) {
   BodyCheckResult r;
   auto deny = [&](BodyVerdict v, uint16_t request_status, std::string description) {
     r.verdict = v;
@@ -160,7 +188,7 @@ BodyCheckResult CheckBody(const SchemaSet& set, const BodyCheckSpec& spec,
     return deny(BodyVerdict::kUnsupportedType, 415,
                 std::string(what) + ": no content type (application/json is required)");
   }
-  ValidationResult v = Validate(set, spec.root, body, spec.limits, scratch);
+  ValidationResult v = ValidateShared(set, spec, body, scratch, shared);
   switch (v.outcome) {
     case ValidationOutcome::kValid:
       return r;

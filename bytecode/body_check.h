@@ -15,7 +15,9 @@
 // "body: minLength at /text: string is shorter than 1".
 //
 // Bounds: the work is Validate()'s: linear in the body (at most max_bytes)
-// and at most max_evaluations subschema applications. A valid body allocates
+// and at most max_evaluations subschema applications. With a SharedBodyParse
+// the body is not parsed again unless the shared parse failed (a malformed
+// body may be parsed twice, never more). A valid body allocates
 // nothing once the scratch is warm; a failing one allocates its description.
 // Tested by tests/schema_lang_test.cc.
 #pragma once
@@ -79,11 +81,32 @@ struct BodyCheckResult {
 // class before default), or -1 when none does (the body is not checked).
 int SelectResponseCheck(int status, std::span<const uint16_t> keys);
 
+// A parse of the body that another reader shares: the VM parses a body once
+// per decision for both `request.json` (or `response.json`) and the body
+// check. CheckBody asks for it only when it is about to validate (the content
+// type is JSON, the body is not empty and within max_bytes).
+class SharedBodyParse {
+ public:
+  // The body as parsed by simdjson with a max_depth of at least `depth`, or
+  // null when that parse failed: CheckBody then parses the text itself, so a
+  // failure is classified (malformed, too deep, number out of range) exactly
+  // as without sharing. *too_deep is set when the document would fail a
+  // parse with max_depth exactly `depth` (simdjson counts non-empty arrays
+  // and objects). The element stays valid for the rest of the decision.
+  virtual const simdjson::dom::element* Parse(uint32_t depth, bool* too_deep) = 0;
+
+ protected:
+  ~SharedBodyParse() = default;
+};
+
 // Runs `spec` on a body. `content_type` is the Content-Type header value
 // (`has_content_type` false when absent: then a non-empty body is refused as
-// not JSON, an empty one as missing). REQUIRES: spec.root < set.root_count().
+// not JSON, an empty one as missing). `shared` (may be null) supplies a parse
+// of `body` made for another reader; the outcome is the same with or without
+// it. REQUIRES: spec.root < set.root_count().
 BodyCheckResult CheckBody(const SchemaSet& set, const BodyCheckSpec& spec,
                           bool has_content_type, std::string_view content_type,
-                          std::string_view body, ValidationScratch& scratch);
+                          std::string_view body, ValidationScratch& scratch,
+                          SharedBodyParse* shared = nullptr);
 
 }  // namespace vakt::bytecode

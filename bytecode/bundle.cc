@@ -19,7 +19,9 @@
 // Relations (format.h kRelations) are indexed at load: one open-addressing
 // table per relation with a random per-load hash seed and a bounded probe
 // length (kMaxRelationProbe), so FindRelation is O(1) whatever the bundle
-// holds.
+// holds. Short entries live inside their 32-byte slot, so finding one costs
+// a single cache miss; the table takes 64 bytes per entry (two slots),
+// plus a copy of the entries too long to be inline.
 //
 // Tested by bundle_test.cc and the bundle fuzzer (tests/fuzz).
 #include "bytecode/bundle.h"
@@ -202,7 +204,26 @@ class Reader {
 
 // ---- Relation hashing -------------------------------------------------------
 
-constexpr uint64_t kEmptySlot = ~uint64_t{0};
+// A relation slot (Bundle::RelationSlot, 32 bytes, 32-aligned so it never
+// straddles a cache line):
+//
+//   byte 0   state: kSlotEmpty, kSlotOffset, or key length + 1 (inline)
+//   byte 1   u8 tag: bits 32..39 of the key's hash, a cheap first filter
+//   inline:  bytes 2.. the key, then its value encoding exactly as the
+//            entries hold it (u32 count, count x {u32 length, bytes}),
+//            together at most Bundle::kRelationInlineBytes
+//   offset:  bytes 4..7 u32 tag (hash >> 32), bytes 8..11 u32 offset of the
+//            entry (u32 key length, key, value encoding) in RelationIndex::
+//            entries
+//
+// Every byte copied into a slot or the entries was walked by the verifier
+// (WalkRelation) first, so lookups read lengths without checking them.
+constexpr unsigned char kSlotEmpty = 0;
+constexpr unsigned char kSlotOffset = 0xff;
+constexpr size_t kSlotBytes = 32;
+constexpr size_t kSlotHeader = 2;
+static_assert(kSlotHeader + Bundle::kRelationInlineBytes == kSlotBytes);
+static_assert(Bundle::kRelationInlineBytes + 1 < kSlotOffset);
 
 // A seeded 64-bit hash of the key: 8 bytes at a time, each mixed with a
 // multiply-xorshift, then a finaliser (after splitmix64 / murmur3's fmix64).
@@ -233,6 +254,22 @@ uint64_t RelationHash(uint64_t seed, std::string_view key) {
   h ^= tail * 0xbf58476d1ce4e5b9ull;
   return Mix(h);
 }
+// The home slot of hash h in a table of n slots: the low 32 bits scaled to
+// [0, n) by a multiply-shift (Lemire's fastrange), so n need not be a power
+// of two. The tags take the high 32 bits, independent of the home.
+size_t HomeSlot(uint64_t h, size_t n) {
+  return static_cast<size_t>((static_cast<uint64_t>(static_cast<uint32_t>(h)) * n) >> 32);
+}
+
+// Bytes of the value encoding that starts at count_at (u32 count, then
+// count x {u32 length, bytes}). REQUIRES: walked by WalkRelation.
+size_t ValueEncodingBytes(const char* count_at) {
+  const uint32_t count = RelationU32(count_at);
+  size_t n = 4;
+  for (uint32_t v = 0; v < count; ++v) n += 4 + RelationU32(count_at + n);
+  return n;
+}
+
 // Memory for large tables: 2 MiB aligned and advised as huge pages (where
 // the kernel supports it), so random probes do not also miss the TLB.
 void* HugeAlloc(size_t bytes) {
@@ -1089,42 +1126,70 @@ Result<std::shared_ptr<const Bundle>> Bundle::Load(std::string_view bytes) {
   // Relations: one hash table each, keyed with a random seed so that no
   // key set can be chosen to collide; a table whose longest probe would
   // exceed kMaxRelationProbe is rebuilt with another seed (a few tries).
+  // A first walk sizes the copy of the entries that do not fit a slot.
+  static_assert(sizeof(RelationSlot) == kSlotBytes && alignof(RelationSlot) == kSlotBytes);
   b->relation_index_.resize(d.relations.size());
   for (size_t i = 0; i < d.relations.size(); ++i) {
     const RelationData& rel = d.relations[i];
     RelationIndex& idx = b->relation_index_[i];
-    size_t slots = 8;
-    while (slots < 2 * size_t{rel.count}) slots *= 2;
+    auto failed = [i](const Status& st) {
+      return Corruption("relation " + std::to_string(i) + ": " + st.message());
+    };
+    size_t outside = 0;  // bytes of the entries that are not inline
+    Status st = WalkRelation(rel, [&](std::string_view key, uint32_t, const char* values) {
+      const size_t vbytes = ValueEncodingBytes(values - 4);
+      if (key.size() + vbytes > kRelationInlineBytes) outside += 4 + key.size() + vbytes;
+    });
+    if (!st.ok()) return failed(st);
+    const size_t slots = std::max<size_t>(4, 2 * size_t{rel.count});
     idx.slot_count = slots;
-    idx.slots.reset(static_cast<uint64_t*>(HugeAlloc(slots * sizeof(uint64_t))));
-    idx.entries.reset(static_cast<char*>(HugeAlloc(rel.entries.size())));
-    if (!idx.slots || !idx.entries) return ResourceExhausted("relation table allocation failed");
-    std::memcpy(idx.entries.get(), rel.entries.data(), rel.entries.size());
+    idx.slots.reset(static_cast<RelationSlot*>(HugeAlloc(slots * sizeof(RelationSlot))));
+    if (!idx.slots) return ResourceExhausted("relation table allocation failed");
+    if (outside > 0) {
+      idx.entries.reset(static_cast<char*>(HugeAlloc(outside)));
+      if (!idx.entries) return ResourceExhausted("relation table allocation failed");
+    }
     bool built = false;
     for (int attempt = 0; attempt < 8 && !built; ++attempt) {
-      std::fill(idx.slots.get(), idx.slots.get() + slots, kEmptySlot);
+      std::memset(static_cast<void*>(idx.slots.get()), 0, slots * sizeof(RelationSlot));
       idx.seed = RandomSeed();
       idx.max_probe = 0;
       built = true;
-      const char* base = rel.entries.data();
-      Status st = WalkRelation(rel, [&](std::string_view key, uint32_t, const char*) {
+      size_t copied = 0;  // entries written to idx.entries so far
+      st = WalkRelation(rel, [&](std::string_view key, uint32_t, const char* values) {
         if (!built) return;
-        uint64_t h = RelationHash(idx.seed, key);
-        size_t mask = slots - 1;
-        size_t at = static_cast<size_t>(h) & mask;
+        const uint64_t h = RelationHash(idx.seed, key);
+        size_t at = HomeSlot(h, slots);
         uint32_t probe = 0;
-        while (idx.slots[at] != kEmptySlot) {
-          at = (at + 1) & mask;
+        while (idx.slots[at].b[0] != kSlotEmpty) {
+          at = at + 1 == slots ? 0 : at + 1;
           if (++probe > kMaxRelationProbe) {
             built = false;
             return;
           }
         }
-        auto offset = static_cast<uint64_t>(key.data() - 4 - base);
-        idx.slots[at] = (h & 0xffffffff00000000ull) | offset;
         idx.max_probe = std::max(idx.max_probe, probe);
+        unsigned char* slot = idx.slots[at].b;
+        slot[1] = static_cast<unsigned char>(h >> 32);
+        const size_t vbytes = ValueEncodingBytes(values - 4);
+        if (key.size() + vbytes <= kRelationInlineBytes) {
+          slot[0] = static_cast<unsigned char>(key.size() + 1);
+          std::memcpy(slot + kSlotHeader, key.data(), key.size());
+          std::memcpy(slot + kSlotHeader + key.size(), values - 4, vbytes);
+          return;
+        }
+        // The whole entry, from its key length on; offsets fit a u32 since
+        // the entries of one relation do (format.h).
+        const size_t bytes = 4 + key.size() + vbytes;
+        std::memcpy(idx.entries.get() + copied, key.data() - 4, bytes);
+        const auto tag = static_cast<uint32_t>(h >> 32);
+        const auto offset = static_cast<uint32_t>(copied);
+        slot[0] = kSlotOffset;
+        std::memcpy(slot + 4, &tag, 4);
+        std::memcpy(slot + 8, &offset, 4);
+        copied += bytes;
       });
-      if (!st.ok()) return Corruption("relation " + std::to_string(i) + ": " + st.message());
+      if (!st.ok()) return failed(st);
     }
     if (!built) {
       return Corruption("relation " + std::to_string(i) + ": a key needs more than " +
@@ -1143,21 +1208,34 @@ const IssuerKeys& Bundle::issuer(uint32_t i) const { return *issuers_[i]; }
 
 const char* Bundle::FindRelation(uint32_t r, std::string_view key) const {
   const RelationIndex& idx = relation_index_[r];
-  const char* entries = idx.entries.get();
   const uint64_t h = RelationHash(idx.seed, key);
-  const uint64_t tag = h & 0xffffffff00000000ull;
-  const size_t mask = idx.slot_count - 1;
-  size_t at = static_cast<size_t>(h) & mask;
+  const auto tag8 = static_cast<unsigned char>(h >> 32);
+  const auto tag = static_cast<uint32_t>(h >> 32);
+  const size_t n = idx.slot_count;
+  size_t at = HomeSlot(h, n);
   for (uint32_t probe = 0; probe <= idx.max_probe; ++probe) {
-    const uint64_t slot = idx.slots[at];
-    if (slot == kEmptySlot) return nullptr;
-    if ((slot & 0xffffffff00000000ull) == tag) {
-      // Offsets were taken from the verified walk: the entry is in range.
-      const char* p = entries + (slot & 0xffffffffu);
-      const uint32_t klen = RelationU32(p);
-      if (klen == key.size() && std::memcmp(p + 4, key.data(), klen) == 0) return p + 4 + klen;
+    const unsigned char* slot = idx.slots[at].b;
+    const unsigned char state = slot[0];
+    if (state == kSlotEmpty) return nullptr;
+    if (slot[1] == tag8) {
+      if (state == kSlotOffset) {
+        uint32_t slot_tag, offset;
+        std::memcpy(&slot_tag, slot + 4, 4);
+        std::memcpy(&offset, slot + 8, 4);
+        if (slot_tag == tag) {
+          // The offset was taken from the verified walk: the entry is in range.
+          const char* p = idx.entries.get() + offset;
+          const uint32_t klen = RelationU32(p);
+          if (klen == key.size() && (klen == 0 || std::memcmp(p + 4, key.data(), klen) == 0)) {
+            return p + 4 + klen;
+          }
+        }
+      } else if (size_t{state} == key.size() + 1) {
+        const char* k = reinterpret_cast<const char*>(slot) + kSlotHeader;
+        if (key.empty() || std::memcmp(k, key.data(), key.size()) == 0) return k + key.size();
+      }
     }
-    at = (at + 1) & mask;
+    at = at + 1 == n ? 0 : at + 1;
   }
   return nullptr;
 }

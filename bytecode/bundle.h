@@ -178,9 +178,15 @@ class Bundle {
   // Looks `key` up in relation r: a pointer to the entry's u32 value count
   // (followed by the values, see WalkRelation), or nullptr if absent. O(1):
   // one hash and at most kMaxRelationProbe probes of the table built at
-  // load (keyed with a per-load random seed).
+  // load (keyed with a per-load random seed). The pointer is into the
+  // bundle's index (not data().relations) and lives as long as the bundle.
   // REQUIRES: r < data().relations.size()
   const char* FindRelation(uint32_t r, std::string_view key) const;
+  // An entry whose key length plus value encoding (u32 count, then u32
+  // length and bytes per value) is at most this many bytes is held inside
+  // its hash slot, so a hit reads one cache line; a longer one is copied
+  // beside the table and found through the slot's offset.
+  static constexpr size_t kRelationInlineBytes = 30;
   const IssuerKeys& issuer(uint32_t i) const;
 
   // The JSON Schema set (kSchemas), loaded and verified once; null when the
@@ -208,18 +214,25 @@ class Bundle {
   std::vector<std::shared_ptr<const IssuerKeys>> issuers_;
   std::vector<AuthPolicy> auth_;  // parallel to data_.auth
   // Relation hash tables, parallel to data_.relations: open addressing with
-  // linear probing, a power-of-two slot count at least twice the entries.
-  // A slot is kEmptySlot or (hash >> 32) << 32 | entry offset.
-  // Slots and a copy of the entries live in 2 MiB-aligned memory marked for
-  // transparent huge pages: a random probe into a table of millions of
-  // entries then costs cache misses, not also TLB misses.
+  // linear probing over exactly twice as many 32-byte slots as entries (at
+  // least 4; the home slot is a multiply-shift of the hash, so the size
+  // need not be a power of two and the load factor stays 0.5). A slot holds
+  // a short entry's key and value encoding itself (one cache line per hit)
+  // or a hash tag and the offset of a longer entry in `entries`, a packed
+  // copy of just those entries. Layout in bundle.cc (RelationSlot).
+  // Slots and entries live in 2 MiB-aligned memory marked for transparent
+  // huge pages: a random probe into a table of millions of entries then
+  // costs a cache miss, not also a TLB miss.
   struct FreeDeleter {
     void operator()(void* p) const;
   };
+  struct alignas(32) RelationSlot {
+    unsigned char b[32];
+  };
   struct RelationIndex {
-    std::unique_ptr<uint64_t[], FreeDeleter> slots;
-    size_t slot_count = 0;  // a power of two
-    std::unique_ptr<char[], FreeDeleter> entries;
+    std::unique_ptr<RelationSlot[], FreeDeleter> slots;
+    size_t slot_count = 0;
+    std::unique_ptr<char[], FreeDeleter> entries;  // null if every entry is inline
     uint64_t seed = 0;
     uint32_t max_probe = 0;  // longest probe sequence any key needs
   };

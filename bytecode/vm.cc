@@ -18,9 +18,11 @@
 // evaluation error (a deny), never a reallocation, so a warm decision on
 // the common path performs no heap allocation.
 //
-// request.json / response.json parse the body with simdjson at most once
-// per decision (bounded size and depth, duplicate member names refused) into
-// a parser and buffers the scratch keeps; RELATION is one O(1) lookup in the
+// request.json / response.json and the body checks (CHECK_BODY) parse a
+// body with simdjson at most once per decision between them (bounded size
+// and depth, duplicate member names refused) into a parser and buffers the
+// scratch keeps; only a body that fails to parse may be parsed again, by
+// the body check, to name the failure; RELATION is one O(1) lookup in the
 // bundle's hash table (bundle.h FindRelation).
 //
 // Failure: nothing here throws. The bundle is verified, but every index,
@@ -295,18 +297,29 @@ struct EvalScratch::Impl {
   };
   std::vector<ClaimSlot> claim_slots;
   uint64_t generation = 0;
-  // request.json / response.json: each body is parsed at most once per
-  // decision (valid while `gen == generation`). The parser, the padded copy
-  // and the duplicate-key work lists keep their capacity across decisions.
+  // Each body is parsed at most once per decision, for request.json /
+  // response.json and the body checks alike (body_check.h SharedBodyParse).
+  // The parse is valid while `gen == generation`; the walk over it (the
+  // deepest non-empty nesting and repeated member names) is done on demand,
+  // and request.json's own verdict is cached. The parser keeps the deepest
+  // max_depth and the largest capacity asked for, and the padded copy and
+  // the work lists keep their capacity, so a warm scratch allocates nothing.
   struct BodyJson {
-    uint64_t gen = 0;
-    bool ok = false;
-    const char* error = "";
+    uint64_t gen = 0;           // a parse was attempted in this decision
+    bool parsed = false;        // ... and succeeded
+    bool alloc_failed = false;  // ... or the parser could not be allocated
+    uint32_t depth = 0;         // the parser's max_depth for that parse
     simdjson::dom::parser parser;
     std::string padded;
     simdjson::dom::element root;
-    std::vector<simdjson::dom::element> stack;
+    uint64_t scan_gen = 0;      // the walk is done for this decision
+    uint32_t nesting = 0;       // deepest non-empty array or object (simdjson's depth)
+    bool dup = false;           // an object repeats a member name
+    std::vector<std::pair<simdjson::dom::element, uint32_t>> stack;
     std::vector<std::string_view> keys;
+    uint64_t json_gen = 0;      // request.json's verdict is for this decision
+    bool ok = false;
+    const char* error = "";
   };
   BodyJson body_json[2];  // 0 request, 1 response
   // CHECK_BODY: the schema validator's parser and stacks, kept warm.
@@ -689,7 +702,17 @@ class Machine {
       if (!ForEachValue(Source::kHeader, "content-type", first)) return false;
       body = req_.body;
     }
-    BodyCheckResult r = CheckBody(*set, spec, has_type, type, body, s_.validation);
+    // The body check and request.json (or response.json) share one parse.
+    struct Shared final : SharedBodyParse {
+      Machine* m;
+      int which;
+      std::string_view body;
+      Shared(Machine* machine, int w, std::string_view b) : m(machine), which(w), body(b) {}
+      const element* Parse(uint32_t depth, bool* too_deep) override {
+        return m->ParseBody(which, body, depth, too_deep);
+      }
+    } shared(this, spec.response ? 1 : 0, body);
+    BodyCheckResult r = CheckBody(*set, spec, has_type, type, body, s_.validation, &shared);
     if (r.allowed()) return true;
     const RuleRecord& rule = d_.rules[rec.rule];
     Decision d;
@@ -822,14 +845,16 @@ class Machine {
     return Fail("bad operand");
   }
 
-  // Parses `body` as JSON once per decision: at most kMaxJsonBodyBytes,
-  // nested at most kMaxJsonBodyDepth, valid UTF-8 (simdjson checks), and no
-  // object may repeat a member name (two readers could disagree on it).
-  // Anything else is an evaluation error: the rule denies.
+  // request.json / response.json: the body as JSON, at most
+  // kMaxJsonBodyBytes, nested at most kMaxJsonBodyDepth (as a parse with that
+  // max_depth would allow), valid UTF-8 (simdjson checks), and no object may
+  // repeat a member name (two readers could disagree on it). Anything else
+  // is an evaluation error: the rule denies. The parse is shared with the
+  // body checks (ParseBody).
   bool PushBodyJson(int which, std::string_view body) {
     EvalScratch::Impl::BodyJson& bj = s_.body_json[which];
-    if (bj.gen != s_.generation) {
-      bj.gen = s_.generation;
+    if (bj.json_gen != s_.generation) {
+      bj.json_gen = s_.generation;
       bj.ok = false;
       bj.error = which == 0 ? "the request body is not JSON" : "the response body is not JSON";
       if (body.size() > kMaxJsonBodyBytes) {
@@ -837,31 +862,97 @@ class Machine {
                               : "the response body is over the JSON size limit";
         return Fail(bj.error);
       }
-      if (bj.parser.capacity() < body.size() ||
-          bj.parser.max_depth() != static_cast<size_t>(kMaxJsonBodyDepth)) {
-        size_t cap = std::max<size_t>(body.size(), 4096);
-        if (bj.parser.allocate(cap, kMaxJsonBodyDepth) != simdjson::SUCCESS) {
-          bj.error = "cannot allocate the JSON parser";
-          return Fail(bj.error);
-        }
-      }
-      bj.padded.assign(body);
-      bj.padded.resize(body.size() + simdjson::SIMDJSON_PADDING, '\0');
-      element root;
-      if (bj.parser.parse(bj.padded.data(), body.size(), false).get(root) != simdjson::SUCCESS) {
-        return Fail(bj.error);
-      }
-      std::string_view dup;
-      if (FindDuplicateJsonKey(root, &bj.stack, &bj.keys, &dup)) {
+      bool too_deep = false;
+      const element* root = ParseBody(which, body, kMaxJsonBodyDepth, &too_deep);
+      if (root == nullptr && bj.alloc_failed) bj.error = "cannot allocate the JSON parser";
+      if (root == nullptr || too_deep) return Fail(bj.error);
+      ScanBody(bj);
+      if (bj.dup) {
         bj.error = which == 0 ? "the request body repeats a member name in one object"
                               : "the response body repeats a member name in one object";
         return Fail(bj.error);
       }
-      bj.root = root;
       bj.ok = true;
     }
     if (!bj.ok) return Fail(bj.error);
     return Push(Json(bj.root));
+  }
+
+  // The one parse of `body` (0 request, 1 response) in this decision, with
+  // a simdjson max_depth of at least `depth` and kMaxJsonBodyDepth; null
+  // when it failed (or an earlier attempt in this decision did). *too_deep:
+  // a parse with max_depth exactly `depth` would have refused the document
+  // (it succeeded here only because the parser allows deeper nesting).
+  // A parse that fails with max_depth P also fails with any smaller one, and
+  // one that succeeds gives the same document whatever the depth, so each
+  // reader sees exactly what its own parse would have given.
+  const element* ParseBody(int which, std::string_view body, uint32_t depth, bool* too_deep) {
+    EvalScratch::Impl::BodyJson& bj = s_.body_json[which];
+    *too_deep = false;
+    if (bj.gen != s_.generation) {
+      bj.gen = s_.generation;
+      bj.parsed = false;
+      bj.alloc_failed = false;
+      bj.scan_gen = 0;
+      size_t want_depth = std::max<size_t>(depth, static_cast<size_t>(kMaxJsonBodyDepth));
+      if (bj.parser.capacity() < body.size() || bj.parser.max_depth() < want_depth) {
+        size_t cap = std::max({body.size(), size_t{4096}, bj.parser.capacity()});
+        want_depth = std::max(want_depth, bj.parser.max_depth());
+        if (bj.parser.allocate(cap, want_depth) != simdjson::SUCCESS) {
+          bj.alloc_failed = true;
+          return nullptr;
+        }
+      }
+      bj.depth = static_cast<uint32_t>(bj.parser.max_depth());
+      bj.padded.assign(body);
+      bj.padded.resize(body.size() + simdjson::SIMDJSON_PADDING, '\0');
+      if (bj.parser.parse(bj.padded.data(), body.size(), false).get(bj.root) != simdjson::SUCCESS) {
+        return nullptr;
+      }
+      bj.parsed = true;
+    }
+    if (!bj.parsed) return nullptr;
+    if (bj.depth > depth) {
+      ScanBody(bj);
+      *too_deep = bj.nesting >= depth;
+    }
+    return &bj.root;
+  }
+
+  // One walk over the parsed body (an explicit stack, no recursion): the
+  // deepest nesting of non-empty arrays and objects, counted as simdjson
+  // counts depth (an empty one adds no level), and whether an object
+  // repeats a member name. O(body) plus sorting each object's names.
+  void ScanBody(EvalScratch::Impl::BodyJson& bj) {
+    if (bj.scan_gen == s_.generation) return;
+    bj.scan_gen = s_.generation;
+    bj.nesting = 0;
+    bj.dup = false;
+    bj.stack.clear();
+    bj.stack.emplace_back(bj.root, 0);
+    while (!bj.stack.empty()) {
+      auto [e, level] = bj.stack.back();
+      bj.stack.pop_back();
+      simdjson::dom::object obj;
+      simdjson::dom::array arr;
+      if (e.get_object().get(obj) == simdjson::SUCCESS) {
+        if (obj.size() == 0) continue;
+        bj.nesting = std::max(bj.nesting, level + 1);
+        bj.keys.clear();
+        for (auto field : obj) {
+          bj.keys.push_back(field.key);
+          bj.stack.emplace_back(field.value, level + 1);
+        }
+        if (!bj.dup) {
+          std::sort(bj.keys.begin(), bj.keys.end());
+          bj.dup = std::adjacent_find(bj.keys.begin(), bj.keys.end()) != bj.keys.end();
+        }
+      } else if (e.get_array().get(arr) == simdjson::SUCCESS) {
+        if (arr.size() == 0) continue;
+        bj.nesting = std::max(bj.nesting, level + 1);
+        for (element v : arr) bj.stack.emplace_back(v, level + 1);
+      }
+    }
   }
 
   // ---- Relations ----

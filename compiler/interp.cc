@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <map>
 #include <memory>
@@ -376,9 +377,49 @@ class Interp {
     throw EvalError{"bad field"};
   }
 
+  // Whether every number of a well-formed JSON text is one the VM's parser
+  // (simdjson) accepts: an integer within 64 bits (signed, or unsigned when
+  // positive), any other number within double range. nlohmann accepts the
+  // rest as doubles; the VM refuses the document.
+  static bool NumbersInRange(std::string_view t) {
+    bool in_str = false;
+    for (size_t i = 0; i < t.size(); ++i) {
+      char c = t[i];
+      if (in_str) {
+        if (c == '\\') ++i;
+        else if (c == '"') in_str = false;
+        continue;
+      }
+      if (c == '"') {
+        in_str = true;
+        continue;
+      }
+      if (c != '-' && (c < '0' || c > '9')) continue;
+      size_t j = i;
+      while (j < t.size() && (t[j] == '-' || t[j] == '+' || t[j] == '.' || t[j] == 'e' ||
+                              t[j] == 'E' || (t[j] >= '0' && t[j] <= '9'))) {
+        ++j;
+      }
+      std::string num(t.substr(i, j - i));
+      i = j - 1;
+      if (num.find_first_of(".eE") == std::string::npos) {
+        bool neg = num[0] == '-';
+        std::string digits = neg ? num.substr(1) : num;
+        std::string max = neg ? "9223372036854775808" : "18446744073709551615";
+        if (digits.size() > max.size() || (digits.size() == max.size() && digits > max)) {
+          return false;
+        }
+      } else if (!std::isfinite(std::strtod(num.c_str(), nullptr))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   // request.json / response.json: strict JSON (nlohmann checks UTF-8), at
   // most kMaxJsonBodyBytes, nested at most kMaxJsonBodyDepth, no member
-  // name twice in one object; anything else is an evaluation error.
+  // name twice in one object, numbers as NumbersInRange; anything else is an
+  // evaluation error.
   static json BodyJson(std::string_view body, const char* which) {
     if (body.size() > bytecode::kMaxJsonBodyBytes) {
       throw EvalError{std::string("the ") + which + " body is over the JSON size limit"};
@@ -396,7 +437,7 @@ class Interp {
       return true;
     };
     json j = json::parse(body.begin(), body.end(), cb, /*allow_exceptions=*/false);
-    if (bad || j.is_discarded()) {
+    if (bad || j.is_discarded() || !NumbersInRange(body)) {
       throw EvalError{std::string("the ") + which + " body is not JSON"};
     }
     return j;

@@ -115,6 +115,7 @@ struct IrBodyCheck {
   uint32_t max_items = 10000;
   uint32_t max_string = 1u << 16;
   std::string accept;   // comma-separated media types let through unchecked
+  bool strict = false;  // strict mode (schema setting or this check's), for tools
   dsl::Location loc;
 };
 

@@ -1709,7 +1709,9 @@ void Lowerer::LowerBody(const ast::Stmt& s, FileCtx* file, IrRoute& route, bool 
     return;
   }
   if (!response && s.body_status == ast::kBodyRequest && !openapi && s.name.empty()) return;
-  if (response && (s.body_status < 100 || s.body_status > 599) && s.body_status != ast::kBodyDefault) {
+  const bool status_class = s.body_status_class;  // `4XX`: 1..5
+  if (response && (s.body_status < 100 || s.body_status > 599) && s.body_status != ast::kBodyDefault &&
+      !status_class) {
     Error(s.status_loc.file ? s.status_loc : s.loc,
           "response status must be between 100 and 599, got " + std::to_string(s.body_status));
     return;
@@ -1787,6 +1789,7 @@ void Lowerer::LowerBody(const ast::Stmt& s, FileCtx* file, IrRoute& route, bool 
     b.document = s.body_openapi;
     b.options.strict = strict;
     b.loc = s.loc;
+    check.strict = strict;
     // A placeholder request rule keeps the statement's position; FinishSchemas
     // fills it (or drops it when the operation has no request body) and adds
     // the responses.
@@ -1818,6 +1821,7 @@ void Lowerer::LowerBody(const ast::Stmt& s, FileCtx* file, IrRoute& route, bool 
   std::string root = q + (use_strict != SettingBool(def, "strict") ? (use_strict ? "#strict" : "#open") : "");
   schema_uses_[root] = SchemaUse{root, &def, it->second.second, use_strict};
   check.schema = root;
+  check.strict = use_strict;
   check.rule_id = response ? base_id + "." + StatusKeyText(check.status) : base_id;
   auto& rules = response ? route.response_rules : route.request_rules;
   for (auto& r : rules) {

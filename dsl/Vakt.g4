@@ -80,9 +80,10 @@ statement
   | (label ':')? REQUIRE expr ELSE denyClause     # requireStmt
   | (label ':')? denyClause IF expr               # denyIfStmt
   | (label ':')? OWNS postfixExpr '{' ownClause* '}' (ELSE denyClause)?  # ownsStmt
-  // `body NAME`, `body 200 NAME` / `body default NAME` (in `on response`),
-  // `body openapi "doc.yaml"`; parser.cc checks the plain names.
-  | (label ':')? BODY (INT IDENT | IDENT IDENT | IDENT str | IDENT) settings?  # bodyStmt
+  // `body NAME`, `body 200 NAME` / `body 4XX NAME` / `body default NAME`
+  // (in `on response`), `body openapi "doc.yaml"`; parser.cc checks the
+  // plain names.
+  | (label ':')? BODY (INT IDENT | STATUS_CLASS IDENT | IDENT IDENT | IDENT str | IDENT) settings?  # bodyStmt
   ;
 
 // One way to own the object: `== value` or `in list`, maybe `if cond`. The
@@ -264,6 +265,9 @@ BANG     : '!' ;
 DURATION : [0-9]+ [smhd] ;
 FLOAT    : [0-9]+ ('.' [0-9]+ EXPONENT? | EXPONENT) ;
 INT      : [0-9]+ ;
+// A class of response statuses in `body 4XX NAME` (1XX to 5XX); before
+// BAD_NUMBER, which matches the same three characters.
+STATUS_CLASS : [1-5] 'XX' ;
 // `10ms`, `3x`: a number glued to a name. Reported as one bad literal.
 BAD_NUMBER : [0-9]+ [a-zA-Z_] [a-zA-Z_0-9]* ;
 fragment EXPONENT : [eE] [+-]? [0-9]+ ;

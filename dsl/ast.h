@@ -71,7 +71,7 @@ enum class StmtKind : uint8_t {
   kDenyIf,   // [label:] deny ... if expr                 -> label, expr, deny
   kOwns,     // [label:] owns obj { clauses } [else deny]  -> label, expr (the
              //   object), clauses, deny if has_deny
-  kBody,     // [label:] body [STATUS|default] NAME [settings] -> label, name,
+  kBody,     // [label:] body [STATUS|4XX|default] NAME [settings] -> label, name,
              //   body_status, settings; `body openapi "doc"` -> body_openapi
 };
 
@@ -108,7 +108,8 @@ struct Stmt {
   std::vector<Setting> settings;
   std::vector<OwnClause> clauses;  // kOwns
   bool has_deny = false;           // kOwns: an explicit `else deny ...`
-  int body_status = kBodyRequest;  // kBody: kBodyRequest, kBodyDefault or 100..599
+  int body_status = kBodyRequest;  // kBody: kBodyRequest, kBodyDefault, 1..5 (`4XX`) or 100..599
+  bool body_status_class = false;  // kBody: body_status 1..5 was written `1XX`..`5XX`
   Location status_loc;             // kBody: of the status, when written
   std::string body_openapi;        // kBody: `body openapi "doc.yaml"` (name empty)
 };

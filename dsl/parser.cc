@@ -1209,6 +1209,14 @@ class Builder {
           st.name = Text(idents[0]);
           st.name_loc = Loc(idents[0]->getSymbol());
         }
+      } else if (b->STATUS_CLASS()) {
+        st.status_loc = Loc(b->STATUS_CLASS()->getSymbol());
+        st.body_status = b->STATUS_CLASS()->getText()[0] - '0';  // 1..5 (the lexer's [1-5])
+        st.body_status_class = true;
+        if (!idents.empty()) {
+          st.name = Text(idents[0]);
+          st.name_loc = Loc(idents[0]->getSymbol());
+        }
       } else if (b->str()) {
         st.name_loc = idents.empty() ? st.loc : Loc(idents[0]->getSymbol());
         if (!idents.empty() && Text(idents[0]) != "openapi") {
@@ -1519,6 +1527,7 @@ Token::Kind KindOf(size_t type) {
     case VaktLexer::INT:
     case VaktLexer::FLOAT:
     case VaktLexer::BAD_NUMBER:
+    case VaktLexer::STATUS_CLASS:
       return K::kNumber;
     case VaktLexer::DURATION:
       return K::kDuration;

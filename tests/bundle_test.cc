@@ -11,10 +11,12 @@
 #include <gtest/gtest.h>
 #include <re2/re2.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -977,6 +979,164 @@ TEST(BundleCorpus, Write) {
   write("valid_schemas.bin", Serialize(d));
   d.bodies[0].root = 3;
   write("broken_body_root.bin", Serialize(d));
+}
+
+// ---- Relation index (Bundle::FindRelation) ---------------------------------
+
+// The load-time index keeps an entry inside its hash slot when its key and
+// value encoding fit kRelationInlineBytes, and behind an offset otherwise;
+// these tables mix both so every lookup path is hit and missed.
+
+// A bundle with one relation of `kind` holding `entries` (sorted here).
+Result<std::shared_ptr<const Bundle>> LoadRelation(
+    uint32_t kind, std::vector<std::pair<std::string, std::vector<std::string>>> entries) {
+  BundleData d;
+  d.name = "rel";
+  d.compiler_version = "test";
+  d.strings = {"", "rel", "test", "GET", "root", "/", "rel"};
+  d.routes = {RouteRecord{4, 3, 5, 0, 0, 0, 1, 0, 0, 1}};
+  d.max_route_cost = 1;
+  d.code = {Instr{Op::kAllow, 0, 0, 0}};
+  d.nodes = {TrieNode{0, 0, kNone, kNone, 0, 1}};
+  d.methods = {TrieMethod{3, 0}};
+  std::sort(entries.begin(), entries.end());
+  RelationData rel{6, kind, static_cast<uint32_t>(entries.size()), ""};
+  for (const auto& [k, v] : entries) AppendRelationEntry(&rel.entries, k, v);
+  d.relations = {rel};
+  return Bundle::Load(Serialize(d));
+}
+
+// The values FindRelation points at, or nullopt when it finds nothing.
+std::optional<std::vector<std::string>> Lookup(const Bundle& b, std::string_view key) {
+  const char* p = b.FindRelation(0, key);
+  if (p == nullptr) return std::nullopt;
+  std::vector<std::string> out;
+  const uint32_t count = RelationU32(p);
+  p += 4;
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint32_t len = RelationU32(p);
+    out.emplace_back(p + 4, len);
+    p += 4 + len;
+  }
+  return out;
+}
+
+// Bytes an entry needs inline: key, u32 count, u32 length + bytes per value.
+size_t InlineBytes(const std::string& key, const std::vector<std::string>& values) {
+  size_t n = key.size() + 4;
+  for (const auto& v : values) n += 4 + v.size();
+  return n;
+}
+
+TEST(RelationIndex, LookupInlineAndOffsetEntriesHitAndMiss) {
+  constexpr size_t kInline = Bundle::kRelationInlineBytes;
+  const std::string long_key(200, 'k');
+  const std::string max_key(kMaxRelationKeyBytes, 'm');
+  // Key + 8 bytes of value encoding exactly at the limit, and one over.
+  const std::string at_limit(kInline - 8, 'a');
+  const std::string over_limit(kInline - 7, 'a');
+  std::vector<std::pair<std::string, std::vector<std::string>>> e = {
+      {"", {"empty-key"}},
+      {"u1", {"p1"}},
+      {"u2", {"p2"}},
+      {at_limit, {""}},
+      {over_limit, {""}},
+      {"short", {std::string(kInline, 'v')}},  // short key, long value
+      {long_key, {"long"}},
+      {long_key + "x", {"long-x"}},
+      {long_key.substr(0, 199) + "j", {"long-j"}},  // differs in the last byte
+      {max_key, {"max"}},
+  };
+  ASSERT_EQ(InlineBytes(at_limit, {""}), kInline);
+  ASSERT_EQ(InlineBytes(over_limit, {""}), kInline + 1);
+  auto b = LoadRelation(0, e);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  for (const auto& [k, v] : e) {
+    auto got = Lookup(**b, k);
+    ASSERT_TRUE(got.has_value()) << k.size() << " " << k.substr(0, 16);
+    EXPECT_EQ(*got, v) << k.substr(0, 16);
+  }
+  // Misses: prefixes, extensions and last-byte changes of inline and offset
+  // keys, and a key longer than any slot or entry.
+  for (const std::string& k :
+       {std::string("u"), std::string("u3"), std::string("u1 "), std::string("U1"),
+        std::string(" "), at_limit.substr(1), at_limit + "b", over_limit + "a",
+        std::string(kInline - 6, 'a'), long_key.substr(0, 199), long_key.substr(0, 199) + "l",
+        long_key + "y", max_key.substr(1), max_key + "m", std::string(10000, 'k')}) {
+    EXPECT_FALSE(Lookup(**b, k).has_value()) << k.size() << " " << k.substr(0, 16);
+  }
+}
+
+TEST(RelationIndex, LookupListValuesInlineAndOffset) {
+  std::vector<std::string> many;
+  for (int i = 0; i < 4096; ++i) many.push_back("member-" + std::to_string(i));
+  std::vector<std::pair<std::string, std::vector<std::string>>> e = {
+      {"none", {}},                       // an empty list
+      {"", {}},                           // empty key, empty list
+      {"few", {"a", "b", "c"}},           // inline: 3 + 4 + 3 * 5 = 22 bytes
+      {"more", {"a", "b", "c", "d", "e", "f"}},  // 4 + 4 + 6 * 5 = 38: offset
+      {"many", many},
+      {"empties", {"", "", "", "", "", ""}},
+  };
+  ASSERT_LE(InlineBytes("few", e[2].second), Bundle::kRelationInlineBytes);
+  ASSERT_GT(InlineBytes("more", e[3].second), Bundle::kRelationInlineBytes);
+  auto b = LoadRelation(1, e);
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  for (const auto& [k, v] : e) {
+    auto got = Lookup(**b, k);
+    ASSERT_TRUE(got.has_value()) << k;
+    EXPECT_EQ(*got, v) << k;
+  }
+  for (const char* k : {"non", "nonf", "fex", "mor", "manz", "empties!"}) {
+    EXPECT_FALSE(Lookup(**b, k).has_value()) << k;
+  }
+}
+
+TEST(RelationIndex, LookupInAnEmptyRelationFindsNothing) {
+  for (uint32_t kind : {0u, 1u}) {
+    auto b = LoadRelation(kind, {});
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    for (const std::string& k : {std::string(), std::string("a"), std::string(300, 'z')}) {
+      EXPECT_TRUE((*b)->FindRelation(0, k) == nullptr) << k.size();
+    }
+  }
+}
+
+// Many keys of one length that differ only in their last bytes, half of
+// them inline and half behind offsets, in tables small and large: probe
+// sequences run across both kinds of slot and (with 1 in 256 odds per
+// probe) over slots whose 8-bit tag matches a different key. The seed is
+// random per load, so collisions cannot be forced from outside; loading
+// each table several times varies them.
+TEST(RelationIndex, LookupKeysDifferingInTheLastBytes) {
+  for (int n : {1, 2, 3, 7, 64, 5000}) {
+    std::vector<std::pair<std::string, std::vector<std::string>>> e;
+    for (int i = 0; i < n; ++i) {
+      std::string key = "key-" + std::string(1, static_cast<char>('A' + i / 256 % 26)) +
+                        std::string(1, static_cast<char>(i % 256));
+      // Even entries inline (short value), odd ones too long for a slot.
+      std::string value = i % 2 == 0 ? "v" + std::to_string(i)
+                                      : std::string(Bundle::kRelationInlineBytes, 'w') +
+                                            std::to_string(i);
+      e.push_back({key, {value}});
+    }
+    for (int load = 0; load < 3; ++load) {
+      auto b = LoadRelation(0, e);
+      ASSERT_TRUE(b.ok()) << b.status().ToString();
+      for (const auto& [k, v] : e) {
+        auto got = Lookup(**b, k);
+        ASSERT_TRUE(got.has_value()) << n;
+        ASSERT_EQ(*got, v) << n;
+        std::string absent = k;
+        absent.back() = static_cast<char>(absent.back() ^ 0x80);
+        if (n <= 128) {  // with more keys the flipped byte may name another entry
+          EXPECT_FALSE(Lookup(**b, absent).has_value()) << n;
+        }
+        EXPECT_FALSE(Lookup(**b, k + '\0').has_value()) << n;
+        EXPECT_FALSE(Lookup(**b, k.substr(0, k.size() - 1)).has_value()) << n;
+      }
+    }
+  }
 }
 
 }  // namespace
