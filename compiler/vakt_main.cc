@@ -1,7 +1,9 @@
 // `vakt`: the authoring CLI. check, build, test, eval, disasm, fmt, and
 // `token` (test tooling: keys, access tokens, DPoP proofs; token_tool.h).
-// Exit codes: 0 success, 1 errors or failures, 2 usage. Diagnostics go to
-// stderr as `path:line:col: error: message` with the source line and caret.
+// Exit codes: 0 success, 1 errors or failures, 2 usage; the admin
+// commands (docs/cli-admin.md) also 3: server unreachable or
+// unauthenticated. Diagnostics go to stderr as
+// `path:line:col: error: message` with the source line and caret.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@
 #include "compiler/schema_compile.h"
 #include "bytecode/schema.h"
 #include "compiler/token_tool.h"
+#include "controlplane/admin_cli.h"
 #include "dsl/formatter.h"
 
 namespace {
@@ -45,7 +48,9 @@ const char* kUsageText =
     "usage: vakt <command> [options]\n"
     "\n"
     "commands:\n"
-    "  check FILES|DIRS... [--budget N]    report every diagnostic; exit 1 on errors\n"
+    "  check FILES|DIRS... [--budget N] [--json]\n"
+    "                                      report every diagnostic; exit 1 on errors; list\n"
+    "                                      each route's ownership rules and body checks\n"
     "  build FILES|DIRS... -o OUT.vkb      compile to a bundle [--budget N] [--name NAME]\n"
     "  test FILES|DIRS... [-v] [--budget N] [--no-generate]\n"
     "                                      run the policy tests written beside the policy,\n"
@@ -206,24 +211,145 @@ bool ParseI64(const std::string& s, int64_t* out) {
   return true;
 }
 
+// What `vakt check` reports of each route beyond "it compiles": its
+// ownership rules and body checks, read from the IR (IrOwnership,
+// IrBodyCheck) so that tools and reviewers see the rule as written, not
+// only its effect. Human text by default, a JSON document with --json.
+std::string BodyStatusText(uint16_t k) {
+  if (k == 0) return "default";
+  if (k <= 5) return std::to_string(k) + "XX";
+  return std::to_string(k);
+}
+
+// A strict or open variant of a schema is compiled as "NAME#strict" or
+// "NAME#open"; the listing shows the name and `strict` apart.
+std::string BodySchemaName(const std::string& s) { return s.substr(0, s.find('#')); }
+
+std::vector<std::string> SplitAccept(const std::string& accept) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start < accept.size()) {
+    size_t comma = accept.find(',', start);
+    if (comma == std::string::npos) comma = accept.size();
+    if (comma > start) out.push_back(accept.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
+}
+
+nlohmann::json OwnershipJson(const compiler::IrRule& r) {
+  const compiler::IrOwnership& o = *r.owns;
+  nlohmann::json clauses = nlohmann::json::array();
+  for (const auto& c : o.clauses) {
+    nlohmann::json j = {{"op", c.in ? "in" : "=="}, {"value", c.value_text}};
+    j["if"] = c.cond_text.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.cond_text);
+    clauses.push_back(std::move(j));
+  }
+  return {{"rule", r.id},
+          {"side", o.response ? "response" : "request"},
+          {"object", o.object_text},
+          {"clauses", std::move(clauses)},
+          {"deny", {{"status", r.status}, {"error", r.error}, {"message", r.message}}}};
+}
+
+nlohmann::json BodyJson(const compiler::IrBodyCheck& b) {
+  nlohmann::json j = {{"rule", b.rule_id}, {"side", b.response ? "response" : "request"}};
+  if (b.response) j["status"] = BodyStatusText(b.status);
+  j["schema"] = BodySchemaName(b.schema);
+  j["strict"] = b.strict;
+  j["content_types"] = {"application/json", "application/*+json"};
+  j["accept_unchecked"] = SplitAccept(b.accept);
+  j["limits"] = {{"max_bytes", b.max_bytes},           {"max_depth", b.max_depth},
+                 {"max_properties", b.max_properties}, {"max_items", b.max_items},
+                 {"max_string", b.max_string}};
+  return j;
+}
+
+void PrintRouteRules(const compiler::IrRoute& route, std::ostream& out) {
+  std::vector<const compiler::IrRule*> owns, bodies;
+  for (const auto* rules : {&route.request_rules, &route.response_rules}) {
+    for (const auto& r : *rules) {
+      if (r.owns) owns.push_back(&r);
+      if (!r.bodies.empty()) bodies.push_back(&r);
+    }
+  }
+  if (owns.empty() && bodies.empty()) return;
+  out << "route " << route.name << ": " << route.method << " " << route.path_template << "\n";
+  for (const auto* r : owns) {
+    out << "  owns " << r->owns->object_text << " (" << (r->owns->response ? "response" : "request")
+        << ", rule " << r->id << ", else deny " << r->status
+        << (r->error.empty() ? "" : " " + r->error) << ")\n";
+    for (const auto& c : r->owns->clauses) {
+      out << "    " << (c.in ? "in " : "== ") << c.value_text
+          << (c.cond_text.empty() ? "" : " if " + c.cond_text) << "\n";
+    }
+  }
+  for (const auto* r : bodies) {
+    for (const auto& b : r->bodies) {
+      out << "  " << (b.response ? "response body " + BodyStatusText(b.status) : "body") << ": schema "
+          << BodySchemaName(b.schema) << (b.strict ? " (strict)" : "") << ", rule " << b.rule_id
+          << "\n    content types application/json, application/*+json";
+      if (!b.accept.empty()) out << "; unchecked " << b.accept;
+      out << "\n    max_bytes " << b.max_bytes << ", max_depth " << b.max_depth << ", max_properties "
+          << b.max_properties << ", max_items " << b.max_items << ", max_string " << b.max_string
+          << "\n";
+    }
+  }
+}
+
 int CmdCheck(int argc, char** argv) {
   Args a;
   std::string err;
-  if (!ParseArgs(argc, argv, 2, {"--budget"}, {}, &a, &err)) return Usage(err);
+  if (!ParseArgs(argc, argv, 2, {"--budget"}, {"--json"}, &a, &err)) return Usage(err);
   if (a.positional.empty()) return Usage("check needs files or directories");
   compiler::CompileOptions opts;
   if (const auto* b = a.Flag("--budget")) {
     if (!ParseU32(*b, &opts.codegen.route_budget)) return Usage("--budget takes a number");
   }
+  const bool json = a.Switch("--json");
   dsl::Diagnostics diags;
   compiler::SourceSet sources;
   auto c = CompilePaths(a.positional, opts, diags, sources);
   PrintDiagnostics(diags);
   PrintSummary(diags);
-  if (diags.HasErrors()) return kFail;
+  if (diags.HasErrors() || !c) {
+    if (json) {
+      std::cout << nlohmann::json{{"ok", false},
+                                  {"errors", diags.error_count()},
+                                  {"warnings", diags.warning_count()}}
+                       .dump(2)
+                << "\n";
+    }
+    return kFail;
+  }
+  if (json) {
+    nlohmann::json routes = nlohmann::json::array();
+    for (const auto& r : c->ir.routes) {
+      nlohmann::json owns = nlohmann::json::array(), bodies = nlohmann::json::array();
+      for (const auto* rules : {&r.request_rules, &r.response_rules}) {
+        for (const auto& rule : *rules) {
+          if (rule.owns) owns.push_back(OwnershipJson(rule));
+          for (const auto& b : rule.bodies) bodies.push_back(BodyJson(b));
+        }
+      }
+      routes.push_back({{"name", r.name},
+                        {"method", r.method},
+                        {"path", r.path_template},
+                        {"ownership", std::move(owns)},
+                        {"bodies", std::move(bodies)}});
+    }
+    std::cout << nlohmann::json{{"ok", true},
+                                {"files", sources.files.size()},
+                                {"warnings", diags.warning_count()},
+                                {"routes", std::move(routes)}}
+                     .dump(2)
+              << "\n";
+    return kOk;
+  }
   std::cout << "ok: " << sources.files.size() << " file" << (sources.files.size() == 1 ? "" : "s")
             << ", " << c->ir.routes.size() << " route" << (c->ir.routes.size() == 1 ? "" : "s")
             << "\n";
+  for (const auto& r : c->ir.routes) PrintRouteRules(r, std::cout);
   return kOk;
 }
 
@@ -975,13 +1101,14 @@ int main(int argc, char** argv) {
   if (cmd == "fmt") return CmdFmt(argc, argv);
   if (cmd == "token") return CmdToken(argc, argv);
   if (cmd == "validate") return CmdValidate(argc, argv);
+  if (vakt::admin::IsAdminCommand(cmd)) return vakt::admin::RunAdminCommand(argc, argv);
   if (cmd == "version" || cmd == "--version") {
     std::cout << vakt::compiler::kCompilerVersion << " (bundle format "
               << vakt::bytecode::kCurrentVersion << ")\n";
     return kOk;
   }
   if (cmd == "help" || cmd == "--help" || cmd == "-h") {
-    std::cout << kUsageText;
+    std::cout << kUsageText << "\n" << vakt::admin::kAdminUsageText;
     return kOk;
   }
   return Usage("unknown command `" + cmd + "`");

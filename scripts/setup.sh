@@ -13,7 +13,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libboost-dev python3 curl nginx-light wrk
-  libyaml-cpp-dev libvalijson-dev
+  libyaml-cpp-dev libvalijson-dev diffutils patch
 )
 
 missing=()

@@ -234,6 +234,100 @@ TEST_F(Cli, FmtRewritesAndChecks) {
   EXPECT_NE(r.out.find("error:"), std::string::npos);
 }
 
+// `vakt check` lists each route's ownership rules and body checks, as
+// written, in text and (--json) as a document tools can read.
+TEST_F(Cli, CheckListsOwnershipRulesAndBodyChecks) {
+  std::string policy = std::string(VAKT_SOURCE_DIR) + "/examples/healthcare/policy";
+  RunResult r = Vakt("check " + policy);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("ok: 6 files, 6 routes\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("route records.get_patient: GET /v1/patients/{patient_id:Id}\n"
+                       "  owns params.patient_id (request, rule records.get_patient.owner, "
+                       "else deny 403 access_denied)\n"
+                       "    == token.patient_id if token.role == \"patient\"\n"
+                       "    in token.care_team if token.role == \"clinician\"\n"
+                       "  response body 200: schema healthcare.Patient, rule "
+                       "records.get_patient.body.200\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("  owns response.json.patient_id (response, rule "
+                       "records.get_record.record_owner, else deny 403 access_denied)\n"
+                       "    == params.patient_id\n"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("  body: schema healthcare.NewRecord (strict), rule "
+                       "records.create_record.body\n"
+                       "    content types application/json, application/*+json\n"
+                       "    max_bytes 65536, max_depth 64, max_properties 1000, max_items 10000, "
+                       "max_string 65536\n"),
+            std::string::npos)
+      << r.out;
+  // A route with neither (health, delete_record) is not listed.
+  EXPECT_EQ(r.out.find("route records.health"), std::string::npos) << r.out;
+
+  r = Vakt("check --json " + policy);
+  ASSERT_EQ(r.code, 0) << r.out;
+  size_t start = r.out.find("{\n  \"files\"");
+  ASSERT_NE(start, std::string::npos) << r.out;
+  nlohmann::json j = nlohmann::json::parse(r.out.substr(start), nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  EXPECT_EQ(j["ok"], true);
+  EXPECT_EQ(j["files"], 6);
+  ASSERT_EQ(j["routes"].size(), 6u);
+  const nlohmann::json* get_record = nullptr;
+  const nlohmann::json* create_record = nullptr;
+  for (const auto& route : j["routes"]) {
+    if (route["name"] == "records.get_record") get_record = &route;
+    if (route["name"] == "records.create_record") create_record = &route;
+    if (route["name"] == "records.health") {
+      EXPECT_TRUE(route["ownership"].empty());
+      EXPECT_TRUE(route["bodies"].empty());
+    }
+  }
+  ASSERT_NE(get_record, nullptr);
+  ASSERT_NE(create_record, nullptr);
+  EXPECT_EQ((*get_record)["method"], "GET");
+  EXPECT_EQ((*get_record)["path"], "/v1/patients/{patient_id:Id}/records/{record_id:Id}");
+  const auto& owns = (*get_record)["ownership"];
+  ASSERT_EQ(owns.size(), 2u) << owns.dump();
+  EXPECT_EQ(owns[0]["side"], "request");
+  EXPECT_EQ(owns[0]["object"], "params.patient_id");
+  EXPECT_EQ(owns[0]["clauses"][0],
+            (nlohmann::json{{"op", "=="}, {"value", "token.patient_id"},
+                            {"if", "token.role == \"patient\""}}));
+  EXPECT_EQ(owns[0]["clauses"][1]["op"], "in");
+  EXPECT_EQ(owns[0]["clauses"][1]["value"], "token.care_team");
+  EXPECT_EQ(owns[0]["deny"]["status"], 403);
+  EXPECT_EQ(owns[1]["side"], "response");
+  EXPECT_EQ(owns[1]["rule"], "records.get_record.record_owner");
+  EXPECT_EQ(owns[1]["object"], "response.json.patient_id");
+  EXPECT_EQ(owns[1]["clauses"][0],
+            (nlohmann::json{{"op", "=="}, {"value", "params.patient_id"}, {"if", nullptr}}));
+  ASSERT_EQ((*get_record)["bodies"].size(), 1u);
+  const auto& resp_body = (*get_record)["bodies"][0];
+  EXPECT_EQ(resp_body["side"], "response");
+  EXPECT_EQ(resp_body["status"], "200");
+  EXPECT_EQ(resp_body["schema"], "healthcare.Record");
+  EXPECT_EQ(resp_body["strict"], false);
+  ASSERT_EQ((*create_record)["bodies"].size(), 1u);
+  const auto& req_body = (*create_record)["bodies"][0];
+  EXPECT_EQ(req_body["side"], "request");
+  EXPECT_FALSE(req_body.contains("status"));
+  EXPECT_EQ(req_body["schema"], "healthcare.NewRecord");
+  EXPECT_EQ(req_body["strict"], true);
+  EXPECT_EQ(req_body["limits"]["max_bytes"], 65536);
+  EXPECT_EQ(req_body["limits"]["max_depth"], 64);
+  EXPECT_EQ(req_body["content_types"],
+            (nlohmann::json{"application/json", "application/*+json"}));
+  EXPECT_TRUE(req_body["accept_unchecked"].empty());
+
+  // Errors: exit 1, and --json says so on stdout.
+  std::string bad = Write("bad.vakt", "api a \"/v1\" {\n  route GET \"/x\" { require a else deny 403 }\n}\n");
+  r = Vakt("check --json " + bad);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("\"ok\": false"), std::string::npos) << r.out;
+}
+
 }  // namespace
 
 // FAPI 2.0: `vakt check` shows every loosening of the fapi2 profile as a
