@@ -27,6 +27,7 @@
 #include "bytecode/request.h"
 #include "bytecode/request_json.h"
 #include "bytecode/vm.h"
+#include "compiler/cli_args.h"
 #include "compiler/compile.h"
 #include "compiler/policy_test.h"
 #include "compiler/schema_compile.h"
@@ -108,65 +109,8 @@ bool WriteAtomic(const std::string& path, const std::string& bytes, std::string*
   return true;
 }
 
-// Parsed command line: positional args and --flag value pairs.
-struct Args {
-  std::vector<std::string> positional;
-  std::vector<std::pair<std::string, std::string>> flags;
-  std::vector<std::string> switches;
-
-  const std::string* Flag(const std::string& name) const {
-    for (const auto& [k, v] : flags) {
-      if (k == name) return &v;
-    }
-    return nullptr;
-  }
-  bool Switch(const std::string& name) const {
-    for (const auto& s : switches) {
-      if (s == name) return true;
-    }
-    return false;
-  }
-};
-
-// Flags that take a value; everything else starting with '-' is a switch.
-bool ParseArgs(int argc, char** argv, int start, const std::vector<std::string>& valued,
-               const std::vector<std::string>& switches, Args* out, std::string* err) {
-  for (int i = start; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--") {
-      for (++i; i < argc; ++i) out->positional.push_back(argv[i]);
-      break;
-    }
-    if (a.size() > 1 && a[0] == '-') {
-      std::string key = a, value;
-      bool has_eq = false;
-      if (auto eq = a.find('='); eq != std::string::npos && a.rfind("--", 0) == 0) {
-        key = a.substr(0, eq);
-        value = a.substr(eq + 1);
-        has_eq = true;
-      }
-      if (std::find(valued.begin(), valued.end(), key) != valued.end()) {
-        if (!has_eq) {
-          if (i + 1 >= argc) {
-            *err = "option `" + key + "` needs a value";
-            return false;
-          }
-          value = argv[++i];
-        }
-        out->flags.emplace_back(key, value);
-        continue;
-      }
-      if (std::find(switches.begin(), switches.end(), key) != switches.end() && !has_eq) {
-        out->switches.push_back(key);
-        continue;
-      }
-      *err = "unknown option `" + a + "`";
-      return false;
-    }
-    out->positional.push_back(a);
-  }
-  return true;
-}
+using vakt::cli::Args;
+using vakt::cli::ParseArgs;
 
 void PrintDiagnostics(const dsl::Diagnostics& d) { std::cerr << d.Format(); }
 

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "compiler/cli_args.h"
 #include "controlplane/admin_client.h"
 
 namespace vakt::admin {
@@ -49,30 +50,7 @@ namespace {
 
 using Stub = AdminClient::Stub;
 
-// Parsed flags: positionals, valued flags (repeatable) and switches.
-struct Args {
-  std::vector<std::string> positional;
-  std::vector<std::pair<std::string, std::string>> flags;
-  std::vector<std::string> switches;
-
-  const std::string* Flag(const std::string& name) const {
-    const std::string* last = nullptr;
-    for (const auto& [k, v] : flags) {
-      if (k == name) last = &v;
-    }
-    return last;
-  }
-  std::vector<std::string> All(const std::string& name) const {
-    std::vector<std::string> out;
-    for (const auto& [k, v] : flags) {
-      if (k == name) out.push_back(v);
-    }
-    return out;
-  }
-  bool Switch(const std::string& name) const {
-    return std::find(switches.begin(), switches.end(), name) != switches.end();
-  }
-};
+using vakt::cli::Args;
 
 const std::vector<std::string> kCommonValued = {"--server", "--token-file", "--ca", "--timeout"};
 const std::vector<std::string> kCommonSwitches = {"--insecure", "--json"};
@@ -83,45 +61,11 @@ int Usage(const std::string& msg) {
   return kExitUsage;
 }
 
-bool ParseArgs(int argc, char** argv, int start, std::vector<std::string> valued,
+bool ParseAdminArgs(int argc, char** argv, int start, std::vector<std::string> valued,
                std::vector<std::string> switches, Args* out, std::string* err) {
   valued.insert(valued.end(), kCommonValued.begin(), kCommonValued.end());
   switches.insert(switches.end(), kCommonSwitches.begin(), kCommonSwitches.end());
-  for (int i = start; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--") {
-      for (++i; i < argc; ++i) out->positional.push_back(argv[i]);
-      break;
-    }
-    if (a.size() > 1 && a[0] == '-') {
-      std::string key = a, value;
-      bool has_eq = false;
-      if (auto eq = a.find('='); eq != std::string::npos && a.starts_with("--")) {
-        key = a.substr(0, eq);
-        value = a.substr(eq + 1);
-        has_eq = true;
-      }
-      if (std::find(valued.begin(), valued.end(), key) != valued.end()) {
-        if (!has_eq) {
-          if (i + 1 >= argc) {
-            *err = "option `" + key + "` needs a value";
-            return false;
-          }
-          value = argv[++i];
-        }
-        out->flags.emplace_back(key, value);
-        continue;
-      }
-      if (std::find(switches.begin(), switches.end(), key) != switches.end() && !has_eq) {
-        out->switches.push_back(key);
-        continue;
-      }
-      *err = "unknown option `" + a + "`";
-      return false;
-    }
-    out->positional.push_back(a);
-  }
-  return true;
+  return vakt::cli::ParseArgs(argc, argv, start, valued, switches, out, err);
 }
 
 bool ParseU64(const std::string& s, uint64_t max, uint64_t* out) {
@@ -242,7 +186,7 @@ struct Session {
 std::optional<int> Open(int argc, char** argv, int start, std::vector<std::string> valued,
                         std::vector<std::string> switches, Session* s) {
   std::string err;
-  if (!ParseArgs(argc, argv, start, std::move(valued), std::move(switches), &s->args, &err)) {
+  if (!ParseAdminArgs(argc, argv, start, std::move(valued), std::move(switches), &s->args, &err)) {
     return Usage(err);
   }
   s->json = s->args.Switch("--json");

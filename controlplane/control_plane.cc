@@ -360,6 +360,7 @@ Result<RolloutStatus> ControlPlane::StartRollout(const Principal& who, RolloutRe
   if (Status st = RebuildSnapshotLocked(); !st.ok()) return st;
   spdlog::info("{} started rollout {} of {} (stages {})", who.name, created->id,
                VersionTarget(req.policy, req.version), req.stages.size());
+  kick_ = true;
   loop_cv_.notify_all();
   return StatusOf(*created);
 }
@@ -389,6 +390,7 @@ Result<RolloutStatus> ControlPlane::Transition(const Principal& who, uint64_t id
   if (Status st = RebuildSnapshotLocked(); !st.ok()) return st;
   spdlog::info("{}: {} {} -> {} (stage {})", who.name, action, RolloutTarget(id),
                RolloutStateName(next.state), next.stage);
+  kick_ = true;
   loop_cv_.notify_all();
   return StatusOf(next);
 }
@@ -582,18 +584,23 @@ bool ControlPlane::KnownVersion(uint64_t version, const std::string& digest) {
 
 void ControlPlane::Loop() {
   auto last_flush = std::chrono::steady_clock::now();
+  auto last_evaluation = last_flush;
   uint64_t seen_changes = ~uint64_t{0};
   std::unique_lock<std::mutex> l(loop_mu_);
   while (!stop_) {
     loop_cv_.wait_for(l, std::chrono::milliseconds(opts_.evaluate_interval_ms));
     if (stop_) break;
     l.unlock();
+    // Evaluate on any fleet change, when a rollout was started or moved
+    // (an empty first stage advances at once), and every second anyway.
+    auto now = std::chrono::steady_clock::now();
     const uint64_t changes = fleet_->change_count();
-    if (changes != seen_changes) {
+    if (changes != seen_changes || kick_.exchange(false) ||
+        now - last_evaluation >= std::chrono::seconds(1)) {
       seen_changes = changes;
+      last_evaluation = now;
       EvaluateRollouts();
     }
-    auto now = std::chrono::steady_clock::now();
     if (now - last_flush >= std::chrono::milliseconds(opts_.flush_interval_ms)) {
       FlushAgents();
       last_flush = now;

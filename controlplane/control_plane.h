@@ -158,6 +158,7 @@ class ControlPlane {
   std::condition_variable loop_cv_;
   bool stop_ = false;
   bool started_ = false;
+  std::atomic<bool> kick_{false};  // a rollout changed: evaluate now
   std::thread loop_;
 };
 

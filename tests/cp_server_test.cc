@@ -401,6 +401,25 @@ TEST(Rollout, AutoAdvanceCompletesWhenStagesAck) {
   }));
 }
 
+TEST(Rollout, AutoAdvanceMovesThroughEmptyStagesWithoutFleetEvents) {
+  Server s;
+  uint64_t v1 = s.Publish("one");
+  // No agent at all: every stage is empty, so it completes on its own.
+  uint64_t r = s.Rollout(v1, {10, 50, 100}, {}, /*auto_advance=*/true);
+  EXPECT_TRUE(Eventually([&] {
+    auto st = s.plane().GetRollout(r);
+    return st.ok() && st->rollout.state == RolloutState::kComplete;
+  }));
+  // Without auto_advance it stays at its first stage.
+  uint64_t v2 = s.Publish("two");
+  uint64_t manual = s.Rollout(v2, {10, 50, 100});
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto st = s.plane().GetRollout(manual);
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->rollout.state, RolloutState::kProgressing);
+  EXPECT_EQ(st->rollout.stage, 0u);
+}
+
 TEST(Rollout, NacksPastTheThresholdHaltTheRollout) {
   Server s;
   uint64_t v1 = s.Publish("one");
