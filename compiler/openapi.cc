@@ -190,22 +190,9 @@ Result<OpenApiDocument> ParseOpenApi(const std::string& display, const std::stri
     doc.json_text = std::move(*converted);
   }
   // Bracket nesting bounded before nlohmann sees it.
-  size_t depth = 0, max = 0;
-  bool in_str = false;
-  for (size_t i = 0; i < doc.json_text.size(); ++i) {
-    char c = doc.json_text[i];
-    if (in_str) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_str = false;
-    } else if (c == '"') {
-      in_str = true;
-    } else if (c == '[' || c == '{') {
-      max = std::max(max, ++depth);
-    } else if ((c == ']' || c == '}') && depth) {
-      --depth;
-    }
+  if (JsonNesting(doc.json_text) > static_cast<size_t>(kMaxSchemaCompileDepth)) {
+    return ResourceExhausted(display + ": nested too deeply");
   }
-  if (max > static_cast<size_t>(kMaxSchemaCompileDepth)) return ResourceExhausted(display + ": nested too deeply");
   j = json::parse(doc.json_text, nullptr, false);
   if (j.is_discarded()) return InvalidArgument(display + ": not JSON");
   if (!j.is_object() || !j.contains("openapi") || !j["openapi"].is_string()) {

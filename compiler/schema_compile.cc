@@ -234,26 +234,6 @@ const json* AtPointer(const json& j, const std::string& ptr) {
   return cur;
 }
 
-// Maximum bracket nesting of JSON text, so nlohmann never sees a document
-// that would make its recursive destructor or dump run deep.
-size_t JsonNesting(const std::string& t) {
-  size_t depth = 0, max = 0;
-  bool in_str = false;
-  for (size_t i = 0; i < t.size(); ++i) {
-    char c = t[i];
-    if (in_str) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_str = false;
-    } else if (c == '"') {
-      in_str = true;
-    } else if (c == '[' || c == '{') {
-      max = std::max(max, ++depth);
-    } else if ((c == ']' || c == '}') && depth) {
-      --depth;
-    }
-  }
-  return max;
-}
 
 // Keeps the literal text of every non-integer number, keyed by its double.
 class NumberTextSax : public nlohmann::detail::json_sax_dom_parser<json> {
@@ -324,6 +304,27 @@ std::string DirOf(const std::string& file) {
 }
 
 }  // namespace
+
+// Maximum bracket nesting of JSON text, so nlohmann never sees a document
+// that would make its recursive destructor or dump run deep.
+size_t JsonNesting(const std::string& t) {
+  size_t depth = 0, max = 0;
+  bool in_str = false;
+  for (size_t i = 0; i < t.size(); ++i) {
+    char c = t[i];
+    if (in_str) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_str = false;
+    } else if (c == '"') {
+      in_str = true;
+    } else if (c == '[' || c == '{') {
+      max = std::max(max, ++depth);
+    } else if ((c == ']' || c == '}') && depth) {
+      --depth;
+    }
+  }
+  return max;
+}
 
 SchemaReader DiskSchemaReader() {
   return [](const std::string& from_file, const std::string& path) -> Result<std::string> {

@@ -48,6 +48,10 @@ using SchemaReader =
 inline constexpr size_t kMaxSchemaDocumentBytes = 8u << 20;
 inline constexpr size_t kMaxSchemaDocuments = 256;
 inline constexpr int kMaxSchemaCompileDepth = 200;
+
+// Maximum bracket nesting of JSON text (strings skipped), checked against
+// kMaxSchemaCompileDepth before nlohmann parses a schema or OpenAPI text.
+size_t JsonNesting(const std::string& t);
 inline constexpr size_t kMaxCompiledNodes = 200000;
 
 // The disk: a relative path is taken relative to the directory of
