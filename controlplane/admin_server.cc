@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <map>
 
 #include "controlplane/auth.h"
 #include "controlplane/diff.h"
@@ -319,14 +320,21 @@ grpc::Status AdminServer::ListAgents(grpc::ServerContext* ctx, const pb::ListAge
   Labels selector;
   if (grpc::Status st = CheckSelector(req->selector(), &selector); !st.ok()) return st;
   SnapshotPtr snap = cp_->snapshots().Current();
+  // Policies of active versions the snapshot no longer holds: one store
+  // read per version, not per agent.
+  std::map<uint64_t, std::string> old_policies;
   for (const AgentStatus& a : cp_->ListAgents(selector)) {
     pb::AgentInfo* out = resp->add_agents();
-    if (const BundleBlob* b = snap->Bundle(a.record.active_version)) {
+    const uint64_t active = a.record.active_version;
+    if (const BundleBlob* b = snap->Bundle(active)) {
       out->set_active_policy(b->policy);
-    } else if (a.record.active_version != 0) {
-      if (auto v = cp_->store().GetVersion(a.record.active_version, false, false); v.ok()) {
-        out->set_active_policy(v->policy);
+    } else if (active != 0) {
+      auto it = old_policies.find(active);
+      if (it == old_policies.end()) {
+        auto v = cp_->store().GetVersion(active, false, false);
+        it = old_policies.emplace(active, v.ok() ? v->policy : std::string()).first;
       }
+      out->set_active_policy(it->second);
     }
     out->set_id(a.record.id);
     for (const auto& [k, v] : a.record.labels) (*out->mutable_labels())[k] = v;
