@@ -5,8 +5,13 @@
 // baseline. Reports per phase: decisions, failures (any answer other than
 // the expected allow), and latency percentiles; and the swap's own cost.
 //
-// usage: agent_swap [--routes 10000] [--seconds 5] [--threads 1] [--swap-ms 1000]
-//                   [--json]
+// usage: agent_swap [--routes 10000] [--rules 4] [--seconds 5] [--threads 1]
+//                   [--swap-ms 1000] [--json]
+// With --rules 0 every route only needs an Authorization header, so each
+// decision allows (200); with rules (the generator's scope, ownership,
+// header and query checks) the request carries no verified token and the
+// route's scope rule denies (403). Either way the expected answer is fixed
+// and anything else counts as a failure.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -56,7 +61,7 @@ double Pct(std::vector<uint32_t>& v, double p) {
   return v[i] / 1000.0;
 }
 
-Phase Run(Agent& agent, int threads, int seconds, int routes, bool swap, int swap_ms,
+Phase Run(Agent& agent, uint16_t expect, int threads, int seconds, int routes, bool swap, int swap_ms,
           const std::vector<std::pair<std::string, std::string>>& signed_bundles,
           std::vector<double>* swap_ms_out) {
   std::atomic<bool> stop{false};
@@ -83,7 +88,7 @@ Phase Run(Agent& agent, int threads, int seconds, int routes, bool swap, int swa
         vakt::agent::Verdict v = agent.Decide(req);
         auto t1 = Clock::now();
         ++ph.decisions;
-        if (!v.allow) ++ph.failures;
+        if (v.status != expect) ++ph.failures;
         if (ph.nanos.size() < ph.nanos.capacity()) {
           ph.nanos.push_back(static_cast<uint32_t>(
               std::min<int64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count(),
@@ -125,7 +130,7 @@ Phase Run(Agent& agent, int threads, int seconds, int routes, bool swap, int swa
 }  // namespace
 
 int main(int argc, char** argv) {
-  int routes = 10000, seconds = 5, threads = 1, swap_ms = 1000;
+  int routes = 10000, seconds = 5, threads = 1, swap_ms = 1000, rules = 4;
   bool json = false;
   for (int i = 1; i < argc; ++i) {
     auto next = [&](int* out) {
@@ -139,15 +144,16 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--seconds")) next(&seconds);
     else if (!std::strcmp(argv[i], "--threads")) next(&threads);
     else if (!std::strcmp(argv[i], "--swap-ms")) next(&swap_ms);
+    else if (!std::strcmp(argv[i], "--rules")) next(&rules);
     else if (!std::strcmp(argv[i], "--json")) json = true;
     else {
       std::fprintf(stderr,
-                   "usage: agent_swap [--routes N] [--seconds S] [--threads T] [--swap-ms MS] "
-                   "[--json]\n");
+                   "usage: agent_swap [--routes N] [--rules R] [--seconds S] [--threads T] "
+                   "[--swap-ms MS] [--json]\n");
       return 2;
     }
   }
-  if (routes < 3 || routes > 200000 || seconds < 1 || threads < 1 || threads > 64 || swap_ms < 1) {
+  if (rules < 0 || rules > 16 || routes < 4 || routes > 200000 || seconds < 1 || threads < 1 || threads > 64 || swap_ms < 1) {
     std::fprintf(stderr, "agent_swap: out of range\n");
     return 2;
   }
@@ -156,7 +162,7 @@ int main(int argc, char** argv) {
   // real new version), signed like the control plane signs.
   vakt::bench::GenOptions g;
   g.routes = routes;
-  g.rules_per_route = 0;
+  g.rules_per_route = rules;
   std::string text = vakt::bench::GeneratePolicy(g);
   std::string a = Compile(text + "\n// a\n"), b = Compile(text + "\n// b\n");
   std::string dir = (std::filesystem::temp_directory_path() /
@@ -184,8 +190,9 @@ int main(int argc, char** argv) {
   }
 
   std::vector<double> swap_cost;
-  Phase base = Run(agent, threads, seconds, routes, false, swap_ms, swaps, &swap_cost);
-  Phase with = Run(agent, threads, seconds, routes, true, swap_ms, swaps, &swap_cost);
+  uint16_t expect = rules == 0 ? 200 : 403;
+  Phase base = Run(agent, expect, threads, seconds, routes, false, swap_ms, swaps, &swap_cost);
+  Phase with = Run(agent, expect, threads, seconds, routes, true, swap_ms, swaps, &swap_cost);
   std::sort(swap_cost.begin(), swap_cost.end());
   double swap_median = swap_cost.empty() ? 0 : swap_cost[swap_cost.size() / 2];
 
@@ -198,9 +205,9 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(p.failures), p50, p99, p999, mx);
     return std::vector<double>{p50, p99, p999, mx};
   };
-  std::printf("agent_swap: %d routes, bundle %zu bytes, %d decider thread(s), %d s per phase, "
+  std::printf("agent_swap: %d routes x %d rules, bundle %zu bytes, %d decider thread(s), %d s per phase, "
               "swap every %d ms\n",
-              routes, a.size(), threads, seconds, swap_ms);
+              routes, rules, a.size(), threads, seconds, swap_ms);
   auto bl = line("no swaps", base);
   auto wl = line("with swaps", with);
   std::printf("swaps %zu, each (signature + load + verify + swap) median %.1f ms, max %.1f ms\n",
