@@ -38,6 +38,8 @@ const char kAdminUsageText[] =
     "  revoke add (--jti J | --sub S | --client-id C) [--not-after UNIX] [--reason R]\n"
     "  revoke list, revoke remove ID       token revocations pushed to the agents\n"
     "  audit [--after ID] [--limit N]      the audit log\n"
+    "  decisions [--agent ID] [--route R] [--deny | --allow] [--since 10m|UNIX]\n"
+    "          [--limit N]                 the newest decision logs agents sent\n"
     "  tokens create --name N --role viewer|author|deployer|admin, tokens list,\n"
     "  tokens delete NAME                  API tokens (admin role)\n"
     "  whoami                              the token's name and role\n"
@@ -711,6 +713,85 @@ int CmdAudit(int argc, char** argv) {
   return kExitOk;
 }
 
+// --since: a duration back from now (`90s`, `10m`, `2h`, `1d`) or unix
+// seconds; returns unix milliseconds.
+bool ParseSince(const std::string& s, int64_t* out_ms) {
+  if (s.empty()) return false;
+  const char unit = s.back();
+  int64_t scale = 0;
+  switch (unit) {
+    case 's': scale = 1; break;
+    case 'm': scale = 60; break;
+    case 'h': scale = 3600; break;
+    case 'd': scale = 86400; break;
+    default: break;
+  }
+  uint64_t v = 0;
+  if (scale == 0) {
+    if (!ParseU64(s, INT64_MAX / 1000, &v)) return false;
+    *out_ms = static_cast<int64_t>(v) * 1000;
+    return true;
+  }
+  if (!ParseU64(s.substr(0, s.size() - 1), 366 * 86400 / scale, &v)) return false;
+  *out_ms = (static_cast<int64_t>(std::time(nullptr)) - static_cast<int64_t>(v) * scale) * 1000;
+  return true;
+}
+
+int CmdDecisions(int argc, char** argv) {
+  Session s;
+  if (auto rc = Open(argc, argv, 2, {"--agent", "--route", "--since", "--limit"},
+                     {"--deny", "--allow"}, &s)) {
+    return *rc;
+  }
+  if (!s.args.positional.empty()) return Usage("decisions takes no positional arguments");
+  v1::ListDecisionsRequest req;
+  if (const std::string* a = s.args.Flag("--agent")) req.set_agent_id(*a);
+  if (const std::string* r = s.args.Flag("--route")) req.set_route(*r);
+  const bool deny = s.args.Switch("--deny"), allow = s.args.Switch("--allow");
+  if (deny && allow) return Usage("--deny and --allow exclude each other");
+  if (deny) req.set_decision("deny");
+  if (allow) req.set_decision("allow");
+  if (const std::string* since = s.args.Flag("--since")) {
+    int64_t ms = 0;
+    if (!ParseSince(*since, &ms)) {
+      return Usage("--since takes a duration (90s, 10m, 2h, 1d) or unix seconds");
+    }
+    req.set_since_unix_ms(ms);
+  }
+  if (const std::string* l = s.args.Flag("--limit")) {
+    uint32_t v = 0;
+    if (!ParseU32(*l, 1000, &v) || v == 0) return Usage("--limit takes 1 to 1000");
+    req.set_limit(v);
+  }
+  v1::ListDecisionsResponse resp;
+  if (Status st = s.client->Call(&Stub::ListDecisions, req, &resp); !st.ok()) return Fail(st);
+  if (s.json) {  // an array, like every list command; the totals are in the table's footer
+    PrintJson(JsonArray(resp.decisions()));
+    return kExitOk;
+  }
+  if (resp.decisions().empty()) {
+    std::cout << "no decisions" << (resp.stored() ? " match" : " logged yet") << "\n";
+    return kExitOk;
+  }
+  Table t({"TIME", "AGENT", "METHOD", "PATH", "ROUTE", "STATUS", "RULE", "ERROR", "SUB",
+           "CLIENT"});
+  for (const v1::DecisionInfo& d : resp.decisions()) {
+    const v1::DecisionEvent& e = d.event();
+    std::string status = std::to_string(e.status()) + (e.allow() ? " allow" : " deny");
+    if (e.response()) status += " (response " + std::to_string(e.upstream_status()) + ")";
+    std::string path = e.path() + (e.query().empty() ? "" : "?" + e.query());
+    t.Add({Time(e.time_unix_ms() / 1000), Clean(d.agent_id()), OrDash(e.method()), OrDash(path),
+           OrDash(e.route()), status, OrDash(e.rule()), OrDash(e.error()), OrDash(e.sub()),
+           OrDash(e.client_id())});
+  }
+  t.Print(std::cout);
+  std::cout << resp.decisions_size() << " shown; " << resp.stored() << " stored, "
+            << resp.evicted_total() << " evicted, " << resp.refused_total()
+            << " refused by the control plane, " << resp.agent_dropped_total()
+            << " dropped by agents\n";
+  return kExitOk;
+}
+
 int CmdTokens(int argc, char** argv) {
   if (argc < 3) return Usage("tokens needs create, list or delete");
   std::string sub = argv[2];
@@ -797,7 +878,7 @@ constexpr Command kCommands[] = {
     {"publish", CmdPublish}, {"versions", CmdVersions}, {"diff", CmdDiff},
     {"rollout", CmdRollout}, {"rollback", CmdRollback}, {"agents", CmdAgents},
     {"revoke", CmdRevoke},   {"audit", CmdAudit},       {"tokens", CmdTokens},
-    {"whoami", CmdWhoAmI},
+    {"whoami", CmdWhoAmI},   {"decisions", CmdDecisions},
 };
 
 }  // namespace

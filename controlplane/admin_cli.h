@@ -1,5 +1,5 @@
 // The admin subcommands of the `vakt` CLI (publish, versions, diff, rollout,
-// rollback, agents, revoke, audit, tokens, whoami): flags, calls through
+// rollback, agents, revoke, audit, decisions, tokens, whoami): flags, calls through
 // AdminClient (admin_client.h), aligned tables or one JSON document
 // (--json). Kept out of compiler/vakt_main.cc, which only dispatches here.
 // Reference: docs/cli-admin.md. Tested by tests/admin_cli_test.cc.

@@ -408,6 +408,42 @@ grpc::Status AdminServer::ListAudit(grpc::ServerContext* ctx, const pb::ListAudi
   return grpc::Status::OK;
 }
 
+grpc::Status AdminServer::ListDecisions(grpc::ServerContext* ctx,
+                                        const pb::ListDecisionsRequest* req,
+                                        pb::ListDecisionsResponse* resp) {
+  VAKT_AUTHORIZE("ListDecisions");
+  DecisionFilter f;
+  if (req->agent_id().size() > 128 || req->route().size() > 128) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "agent_id and route filters are at most 128 bytes");
+  }
+  f.agent_id = req->agent_id();
+  f.route = req->route();
+  if (req->decision() == "allow") {
+    f.allow = 1;
+  } else if (req->decision() == "deny") {
+    f.allow = 0;
+  } else if (!req->decision().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "decision must be \"allow\", \"deny\" or empty");
+  }
+  if (req->limit() > DecisionStore::kMaxListLimit) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "limit is at most " + std::to_string(DecisionStore::kMaxListLimit));
+  }
+  f.limit = req->limit();
+  f.since_unix_ms = req->since_unix_ms();
+  const DecisionStore& store = cp_->fleet().decisions();
+  for (pb::DecisionInfo& d : store.List(f)) *resp->add_decisions() = std::move(d);
+  DecisionStats st = store.stats();
+  resp->set_stored(st.stored);
+  resp->set_received_total(st.received);
+  resp->set_evicted_total(st.evicted);
+  resp->set_refused_total(st.refused);
+  resp->set_agent_dropped_total(st.agent_dropped);
+  return grpc::Status::OK;
+}
+
 grpc::Status AdminServer::CreateToken(grpc::ServerContext* ctx, const pb::CreateTokenRequest* req,
                                       pb::CreateTokenResponse* resp) {
   VAKT_AUTHORIZE("CreateToken");

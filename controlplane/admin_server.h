@@ -59,6 +59,8 @@ class AdminServer final : public vakt::v1::AdminService::Service {
                                vakt::v1::ListRevocationsResponse* resp) override;
   grpc::Status ListAudit(grpc::ServerContext* ctx, const vakt::v1::ListAuditRequest* req,
                          vakt::v1::ListAuditResponse* resp) override;
+  grpc::Status ListDecisions(grpc::ServerContext* ctx, const vakt::v1::ListDecisionsRequest* req,
+                             vakt::v1::ListDecisionsResponse* resp) override;
   grpc::Status CreateToken(grpc::ServerContext* ctx, const vakt::v1::CreateTokenRequest* req,
                            vakt::v1::CreateTokenResponse* resp) override;
   grpc::Status ListTokens(grpc::ServerContext* ctx, const vakt::v1::ListTokensRequest* req,

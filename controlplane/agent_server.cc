@@ -31,6 +31,11 @@ constexpr size_t kMaxCapabilities = 32;
 constexpr size_t kMaxCapabilityBytes = 64;
 constexpr size_t kMaxNonceBytes = 64;
 constexpr size_t kMaxErrorBytes = 1024;
+// Decision-log field bounds (the agent's own, agent/decision_log.h).
+constexpr size_t kMaxDecisionPathBytes = 512;
+constexpr size_t kMaxDecisionNameBytes = 128;
+constexpr size_t kMaxDecisionHeaderValueBytes = 256;
+constexpr int kMaxDecisionHeaders = 16;
 
 int64_t SystemNow() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -99,6 +104,46 @@ std::string Truncate(std::string s, size_t max) {
   return s;
 }
 
+// Cuts `*s` to `max` bytes and replaces bytes outside printable ASCII with
+// '?'; returns true if it changed anything.
+bool BoundField(std::string* s, size_t max) {
+  bool changed = false;
+  if (s->size() > max) {
+    s->resize(max);
+    changed = true;
+  }
+  for (char& c : *s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f) {
+      c = '?';
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+// Applies the field bounds to one event; returns how many fields changed.
+uint64_t BoundEvent(vakt::v1::DecisionEvent* e) {
+  uint64_t n = 0;
+  n += BoundField(e->mutable_path(), kMaxDecisionPathBytes);
+  n += BoundField(e->mutable_query(), kMaxDecisionPathBytes);
+  for (std::string* f : {e->mutable_interface(), e->mutable_method(), e->mutable_route(),
+                         e->mutable_rule(), e->mutable_error(), e->mutable_sub(),
+                         e->mutable_client_id(), e->mutable_jti()}) {
+    n += BoundField(f, kMaxDecisionNameBytes);
+  }
+  if (e->headers_size() > kMaxDecisionHeaders) {
+    e->mutable_headers()->DeleteSubrange(kMaxDecisionHeaders,
+                                         e->headers_size() - kMaxDecisionHeaders);
+    ++n;
+  }
+  for (vakt::v1::LoggedHeader& h : *e->mutable_headers()) {
+    n += BoundField(h.mutable_name(), kMaxDecisionNameBytes);
+    n += BoundField(h.mutable_value(), kMaxDecisionHeaderValueBytes);
+  }
+  return n;
+}
+
 }  // namespace
 
 std::string PeerCertificateIdentity(const grpc::ServerContextBase& ctx) {
@@ -123,7 +168,9 @@ class AgentServer::Reactor final : public grpc::ServerBidiReactor<grpc::ByteBuff
  public:
   Reactor(AgentServer* server, grpc::CallbackServerContext* ctx, std::shared_ptr<Handle> handle)
       : server_(server), ctx_(ctx), handle_(std::move(handle)), started_ms_(MonotonicMs()),
-        tokens_(server->opts_.message_burst), last_refill_ms_(started_ms_) {
+        tokens_(server->opts_.message_burst), last_refill_ms_(started_ms_),
+        decision_tokens_(server->opts_.decision_batch_burst),
+        decision_refill_ms_(started_ms_) {
     cert_identity_ = PeerCertificateIdentity(*ctx);
     peer_ = ctx->peer();
     StartRead(&in_);
@@ -255,6 +302,21 @@ class AgentServer::Reactor final : public grpc::ServerBidiReactor<grpc::ByteBuff
     return true;
   }
 
+  // The decision-log bucket: `decision_batch_burst` at once,
+  // `decision_batches_per_second` after.
+  bool TakeDecisionToken() {
+    const int64_t now = MonotonicMs();
+    const AgentServerOptions& o = server_->opts_;
+    decision_tokens_ =
+        std::min(o.decision_batch_burst,
+                 decision_tokens_ + (now - decision_refill_ms_) * o.decision_batches_per_second /
+                                        1000.0);
+    decision_refill_ms_ = now;
+    if (decision_tokens_ < 1) return false;
+    decision_tokens_ -= 1;
+    return true;
+  }
+
   grpc::Status HandleMessage(const grpc::ByteBuffer& buf) {
     if (!TakeToken()) {
       return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -282,6 +344,12 @@ class AgentServer::Reactor final : public grpc::ServerBidiReactor<grpc::ByteBuff
     switch (m.kind_case()) {
       case AgentMessage::kHello:
         return OnHello(m.hello());
+      case AgentMessage::kDecisions:
+        if (!hello_done_) {
+          return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                              "the first message must be a hello");
+        }
+        return OnDecisions(m.mutable_decisions());
       case AgentMessage::kAck:
       case AgentMessage::kNack:
       case AgentMessage::kHeartbeat:
@@ -441,6 +509,48 @@ class AgentServer::Reactor final : public grpc::ServerBidiReactor<grpc::ByteBuff
     return grpc::Status::OK;
   }
 
+  // Decision logs: bounded, never a reason to end the stream by themselves.
+  grpc::Status OnDecisions(vakt::v1::DecisionLogBatch* batch) {
+    const uint64_t total = static_cast<uint64_t>(batch->events_size());
+    DecisionStore& store = server_->fleet_->decisions();
+    if (!TakeDecisionToken()) {
+      store.CountRefused(total);
+      std::lock_guard<std::mutex> l(server_->mu_);
+      ++server_->stats_.decision_batches_refused;
+      server_->stats_.decision_events_refused += total;
+      return grpc::Status::OK;
+    }
+    uint64_t over = 0;
+    const int max = static_cast<int>(std::min<size_t>(server_->opts_.max_decision_events, 1 << 20));
+    if (batch->events_size() > max) {
+      over = total - static_cast<uint64_t>(max);
+      batch->mutable_events()->DeleteSubrange(max, batch->events_size() - max);
+      store.CountRefused(over);
+    }
+    uint64_t truncated = 0;
+    std::vector<vakt::v1::DecisionEvent> events;
+    events.reserve(batch->events_size());
+    for (vakt::v1::DecisionEvent& e : *batch->mutable_events()) {
+      truncated += BoundEvent(&e);
+      events.push_back(std::move(e));
+    }
+    const uint64_t kept = events.size();
+    const int64_t now = server_->Now();
+    const bool stored = server_->fleet_->RecordDecisions(session_, std::move(events),
+                                                         batch->dropped_total(), now * 1000);
+    server_->fleet_->Update(session_, [now](AgentRecord& r) { r.last_seen = now; });
+    std::lock_guard<std::mutex> l(server_->mu_);
+    if (stored) {
+      ++server_->stats_.decision_batches;
+      server_->stats_.decision_events += kept;
+    } else {
+      server_->stats_.decision_events_refused += kept;
+    }
+    server_->stats_.decision_events_refused += over;
+    server_->stats_.decision_fields_truncated += truncated;
+    return grpc::Status::OK;
+  }
+
   grpc::Status OnHeartbeat() {
     const int64_t now = server_->Now();
     server_->fleet_->Update(session_, [now](AgentRecord& r) { r.last_seen = now; });
@@ -456,6 +566,8 @@ class AgentServer::Reactor final : public grpc::ServerBidiReactor<grpc::ByteBuff
   const int64_t started_ms_;
   double tokens_;
   int64_t last_refill_ms_;
+  double decision_tokens_;
+  int64_t decision_refill_ms_;
 
   mutable std::mutex mu_;  // guards what follows (reads run one at a time)
   bool hello_done_ = false;

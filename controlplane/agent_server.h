@@ -17,6 +17,15 @@
 // Bounds per stream: message size (max_message_bytes), message rate (a token
 // bucket), time to the Hello (hello_timeout_ms), one write in flight and at
 // most one pending message of each kind (newer replaces older).
+//
+// Decision logs (AgentMessage.decisions) from an identified agent go to the
+// Fleet's DecisionStore tagged with the stream's agent id. Besides the
+// message bounds above (a flood ends the stream like any other), they have
+// their own bounds, which drop and count rather than end the stream: a
+// second token bucket (decision_batches_per_second), at most
+// max_decision_events events per batch (the rest dropped), at most
+// kMaxLoggedHeaders headers per event, and every string field cut to its
+// bound with bytes outside printable ASCII replaced by '?'.
 #pragma once
 
 #include <atomic>
@@ -46,6 +55,10 @@ struct AgentServerOptions {
   int64_t hello_timeout_ms = 10000;
   double messages_per_second = 20;  // sustained, per stream
   double message_burst = 200;
+  // Decision-log batches (counted against the message bucket as well).
+  double decision_batches_per_second = 5;
+  double decision_batch_burst = 10;
+  size_t max_decision_events = 1000;  // per batch; the rest are dropped
   // True if `version` is a published version whose bundle has `digest`
   // (the Hello's claim of what the agent runs is checked with it).
   std::function<bool(uint64_t version, const std::string& digest)> known_version;
@@ -60,6 +73,11 @@ struct AgentServerStats {
   uint64_t nacks = 0;
   uint64_t stale_replies = 0;  // ACK/NACK for a nonce or version not outstanding
   uint64_t refused = 0;        // streams ended by the server for bad input
+  uint64_t decision_batches = 0;          // accepted
+  uint64_t decision_events = 0;           // accepted
+  uint64_t decision_batches_refused = 0;  // over the decision rate
+  uint64_t decision_events_refused = 0;   // in refused batches, or over a batch's bound
+  uint64_t decision_fields_truncated = 0;
 };
 
 class AgentServer final

@@ -30,7 +30,7 @@ struct MethodRole {
 };
 
 // Mirrors the role comments of proto/vakt/v1/admin.proto.
-constexpr std::array<MethodRole, 20> kMethodRoles = {{
+constexpr std::array<MethodRole, 21> kMethodRoles = {{
     {"Publish", Role::kAuthor},
     {"ListVersions", Role::kViewer},
     {"GetVersion", Role::kViewer},
@@ -47,6 +47,7 @@ constexpr std::array<MethodRole, 20> kMethodRoles = {{
     {"RemoveRevocation", Role::kDeployer},
     {"ListRevocations", Role::kViewer},
     {"ListAudit", Role::kViewer},
+    {"ListDecisions", Role::kViewer},
     {"CreateToken", Role::kAdmin},
     {"ListTokens", Role::kAdmin},
     {"DeleteToken", Role::kAdmin},

@@ -136,7 +136,7 @@ Status ControlPlane::Start() {
   }
   Result<std::vector<AgentRecord>> agents = store_->ListAgents();
   if (!agents.ok()) return agents.status();
-  fleet_ = std::make_unique<Fleet>(std::move(*agents));
+  fleet_ = std::make_unique<Fleet>(std::move(*agents), opts_.max_decisions);
   if (Status st = RebuildSnapshotLocked(); !st.ok()) return st;
   {
     std::lock_guard<std::mutex> ll(loop_mu_);

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "bytecode/status.h"
+#include "controlplane/decisions.h"
 #include "controlplane/fleet.h"
 #include "controlplane/rollout.h"
 #include "controlplane/signing.h"
@@ -76,6 +77,8 @@ struct ControlPlaneOptions {
   size_t max_layers = 1000;
   int64_t flush_interval_ms = 1000;
   int64_t evaluate_interval_ms = 50;
+  // Decision logs kept in memory (newest; decisions.h). Not persisted.
+  size_t max_decisions = DecisionStore::kDefaultCapacity;
   std::function<int64_t()> now_unix;  // default: the system clock
 };
 

@@ -5,7 +5,7 @@
 
 namespace vakt::controlplane {
 
-Fleet::Fleet(std::vector<AgentRecord> known) {
+Fleet::Fleet(std::vector<AgentRecord> known, size_t max_decisions) : decisions_(max_decisions) {
   for (AgentRecord& r : known) {
     if (agents_.size() >= kMaxAgents) break;
     std::string id = r.id;
@@ -128,6 +128,22 @@ void Fleet::CloseAll() {
     }
   }
   for (auto& c : closers) c();
+}
+
+bool Fleet::RecordDecisions(uint64_t session, std::vector<vakt::v1::DecisionEvent> events,
+                            uint64_t agent_dropped_total, int64_t now_ms) {
+  std::string id;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = sessions_.find(session);
+    if (it != sessions_.end()) id = it->second;
+  }
+  if (id.empty()) {
+    decisions_.CountRefused(events.size());
+    return false;
+  }
+  decisions_.Add(id, std::move(events), agent_dropped_total, now_ms);
+  return true;
 }
 
 }  // namespace vakt::controlplane

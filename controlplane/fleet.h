@@ -11,6 +11,9 @@
 // (kMaxConnectsPerWindow per kConnectWindowSeconds) and the number of
 // records is bounded (kMaxAgents).
 //
+// The decision logs agents send are kept here too (decisions.h), tagged
+// with the id of the session that sent them.
+//
 // Thread-safe: one mutex; every operation is O(log n) except List and
 // TakeDirty, which copy.
 #pragma once
@@ -24,6 +27,7 @@
 #include <vector>
 
 #include "bytecode/status.h"
+#include "controlplane/decisions.h"
 #include "controlplane/store.h"
 
 namespace vakt::controlplane {
@@ -39,7 +43,8 @@ class Fleet {
   static constexpr int kMaxConnectsPerWindow = 30;
   static constexpr int64_t kConnectWindowSeconds = 10;
 
-  explicit Fleet(std::vector<AgentRecord> known = {});
+  explicit Fleet(std::vector<AgentRecord> known = {},
+                 size_t max_decisions = DecisionStore::kDefaultCapacity);
 
   // Registers a stream for `hello.id` (labels, versions, peer...), closing
   // the previous stream of the same id. Returns the session id, or
@@ -59,6 +64,14 @@ class Fleet {
   // Closes every stream (shutdown). The callbacks run outside the lock.
   void CloseAll();
 
+  // Stores decision events from `session`'s agent (decisions.h); a
+  // replaced or unknown session's events are refused and counted. Returns
+  // whether they were stored.
+  bool RecordDecisions(uint64_t session, std::vector<vakt::v1::DecisionEvent> events,
+                       uint64_t agent_dropped_total, int64_t now_ms);
+  DecisionStore& decisions() { return decisions_; }
+  const DecisionStore& decisions() const { return decisions_; }
+
  private:
   struct Entry {
     AgentRecord record;
@@ -72,6 +85,7 @@ class Fleet {
   std::set<std::string, std::less<>> dirty_;
   uint64_t next_session_ = 1;
   uint64_t changes_ = 0;
+  DecisionStore decisions_;
 };
 
 }  // namespace vakt::controlplane

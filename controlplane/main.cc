@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   std::string data_dir, listen = "127.0.0.1:7070", db_path, signing_key, tls_cert, tls_key,
                         client_ca, port_file, log_level = "info";
   bool insecure_loopback = false, log_json = false;
+  size_t max_decisions = cp::DecisionStore::kDefaultCapacity;
   app.add_option("--data-dir", data_dir,
                  "Directory for vakt.db, signing.key/.pub and admin.token (created 0700)")
       ->required();
@@ -82,6 +83,10 @@ int main(int argc, char** argv) {
                  "by their certificate's common name");
   app.add_flag("--insecure-loopback", insecure_loopback,
                "Plain TCP without TLS; only on a loopback address; agents then name themselves");
+  app.add_option("--max-decisions", max_decisions,
+                 "Decision logs from agents kept in memory, newest first (not persisted)")
+      ->check(CLI::Range(size_t{1}, size_t{10000000}))
+      ->capture_default_str();
   app.add_option("--port-file", port_file, "Write the bound port to this file once listening");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
   app.add_flag("--log-json", log_json, "Log one JSON object per line");
@@ -126,7 +131,9 @@ int main(int argc, char** argv) {
   if (!signer.ok()) return Fail("signing key: " + signer.status().message());
   spdlog::info("bundles are signed with key {}", signer->key_id());
 
-  cp::ControlPlane plane(store->get(), std::move(*signer));
+  cp::ControlPlaneOptions copts;
+  copts.max_decisions = max_decisions;
+  cp::ControlPlane plane(store->get(), std::move(*signer), copts);
   if (vakt::Status st = plane.Start(); !st.ok()) return Fail("start: " + st.message());
   auto boot = plane.BootstrapAdmin(data_dir);
   if (!boot.ok()) return Fail("first admin token: " + boot.status().message());
