@@ -50,10 +50,12 @@ enum Endpoint : size_t {
   kAuthRequest,
   kDenied,
   kUnknown,
+  kProxy,
   kEndpoints
 };
 constexpr std::array<const char*, kEndpoints> kEndpointNames = {
-    "healthz", "readyz", "metrics", "check", "forward_auth", "auth_request", "denied", "other"};
+    "healthz", "readyz", "metrics", "check", "forward_auth", "auth_request", "denied", "other",
+    "proxy"};
 
 Endpoint EndpointOf(std::string_view path) {
   if (path == "/healthz") return kHealthz;
@@ -164,6 +166,14 @@ Response FromAnswer(unsigned version, const HttpAnswer& a) {
     res.set(http::field::content_type, "application/json");
     res.body() = a.body;
   }
+  return res;
+}
+
+// The upstream's response as it is (the proxy hook's verbatim answer).
+Response Verbatim(unsigned version, const HttpAnswer& a) {
+  Response res{static_cast<http::status>(a.status), version};
+  for (const auto& [name, value] : a.headers) res.insert(name, value);
+  res.body() = a.body;
   return res;
 }
 
@@ -341,6 +351,17 @@ class Session : public std::enable_shared_from_this<Session> {
   Response Handle(const Request& req) {
     const unsigned v = req.version();
     std::string_view target = SV(req.target());
+    if (srv_->opts.proxy) {
+      srv_->requests[kProxy].fetch_add(1, std::memory_order_relaxed);
+      AuthRequestIn in;
+      in.method = SV(req.method_string());
+      in.target = target;
+      for (const auto& f : req) in.headers.emplace_back(SV(f.name_string()), SV(f.value()));
+      in.body = req.body();
+      in.peer_trusted = trusted_;
+      ProxiedAnswer pa = srv_->opts.proxy(in);
+      return pa.verbatim ? Verbatim(v, pa.answer) : FromAnswer(v, pa.answer);
+    }
     std::string_view path = target.substr(0, target.find('?'));
     Endpoint ep = EndpointOf(path);
     srv_->requests[ep].fetch_add(1, std::memory_order_relaxed);

@@ -39,6 +39,13 @@
 
 namespace vakt::agent {
 
+// What the proxy hook answers: a deny (JSON body) or, with verbatim, the
+// upstream's response whose headers and body are sent as they are.
+struct ProxiedAnswer {
+  HttpAnswer answer;
+  bool verbatim = false;
+};
+
 struct HttpServerOptions {
   std::string listen = "127.0.0.1:8181";     // host:port; port 0 picks a free one
   int threads = 2;                           // 1..64
@@ -51,6 +58,11 @@ struct HttpServerOptions {
   ForwardAuthOptions forward;
   // Appends more Prometheus lines to /metrics (the daemon's own gauges).
   std::function<void(std::string*)> extra_metrics;
+  // Non-null: this listener is the enforcing proxy (proxy.h). Every request,
+  // whatever its path, goes to `proxy` (none of the endpoints above is
+  // served). It runs on the connection's thread and may block on the
+  // upstream, so `threads` bounds the requests in flight.
+  std::function<ProxiedAnswer(const AuthRequestIn&)> proxy;
 };
 
 class HttpServer {

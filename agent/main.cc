@@ -27,6 +27,8 @@
 #include "agent/decision_log.h"
 #include "agent/ext_authz.h"
 #include "agent/http_server.h"
+#include "agent/proxy.h"
+#include "agent/upstream.h"
 
 namespace {
 
@@ -150,6 +152,40 @@ int main(int argc, char** argv) {
   app.add_option("--ext-authz-tls-version", ext_authz_tls_version,
                  "TLS version to assume for https requests from Envoy when no trusted header "
                  "says (e.g. TLSv1.3 when the listener allows only 1.3)");
+
+  // Enforcing proxy.
+  std::string proxy_listen, proxy_port_file, upstream_url;
+  int proxy_threads = 8, upstream_timeout_ms = 30000;
+  size_t max_response_bytes = size_t{8} << 20, max_header_bytes = size_t{64} << 10;
+  ForwardAuthOptions forward;
+  app.add_option("--proxy-listen", proxy_listen,
+                 "Enforcing proxy listener: every request is decided, forwarded to --upstream, "
+                 "and its response decided before it is returned (empty: off)");
+  app.add_option("--proxy-port-file", proxy_port_file, "Write the bound proxy port to this file");
+  app.add_option("--upstream", upstream_url, "The protected service for the proxy: http://host:port");
+  app.add_option("--proxy-threads", proxy_threads,
+                 "Proxy worker threads (each holds one request while the upstream answers)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app.add_option("--upstream-timeout-ms", upstream_timeout_ms,
+                 "Time the upstream has to answer (then 504)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 600000));
+  app.add_option("--max-response-bytes", max_response_bytes,
+                 "Largest upstream response body the proxy accepts (larger: 502)")
+      ->capture_default_str();
+  app.add_option("--max-header-bytes", max_header_bytes, "Largest request header block (larger: 431)")
+      ->capture_default_str();
+  app.add_option("--forward-tls-version-header", forward.tls_version_header,
+                 "Header a trusted proxy puts the TLS version in (nginx: $ssl_protocol)")
+      ->capture_default_str();
+  app.add_option("--forward-tls-cipher-header", forward.tls_cipher_header,
+                 "Header a trusted proxy puts the TLS cipher in (nginx: $ssl_cipher)")
+      ->capture_default_str();
+  app.add_option("--forward-client-cert-header", forward.client_cert_header,
+                 "Header a trusted proxy puts the URL-escaped client certificate in (nginx: "
+                 "$ssl_client_escaped_cert)")
+      ->capture_default_str();
 
   // Runtime state.
   size_t replay_entries = size_t{1} << 20, token_entries = size_t{1} << 16;
@@ -311,6 +347,8 @@ int main(int argc, char** argv) {
     hopts.read_timeout_ms = read_timeout_ms;
     hopts.idle_timeout_ms = idle_timeout_ms;
     hopts.max_connections = max_connections;
+    hopts.max_header_bytes = max_header_bytes;
+    hopts.forward = forward;
     hopts.extra_metrics = extra_metrics;
     auto h = HttpServer::Start(agent, std::move(hopts));
     if (!h.ok()) return Fail("http: " + h.status().message());
@@ -318,6 +356,50 @@ int main(int argc, char** argv) {
     spdlog::info("HTTP on port {}", http->port());
     if (!http_port_file.empty()) {
       if (std::string e = WriteFileAtomically(http_port_file, std::to_string(http->port()));
+          !e.empty()) {
+        return Fail(e);
+      }
+    }
+  }
+
+  std::unique_ptr<HttpServer> proxy;
+  std::unique_ptr<UpstreamClient> upstream;
+  if (proxy_listen.empty() != upstream_url.empty()) {
+    return Fail("--proxy-listen and --upstream go together");
+  }
+  if (!proxy_listen.empty()) {
+    UpstreamOptions uopts;
+    uopts.url = upstream_url;
+    uopts.response_timeout_ms = upstream_timeout_ms;
+    uopts.max_response_body_bytes = max_response_bytes;
+    auto u = UpstreamClient::Make(std::move(uopts));
+    if (!u.ok()) return Fail("upstream: " + u.status().message());
+    upstream = std::make_unique<UpstreamClient>(std::move(u).value());
+    HttpServerOptions popts;
+    popts.listen = proxy_listen;
+    popts.threads = proxy_threads;
+    popts.trusted_proxies = trusted_proxies;
+    popts.max_body_bytes = max_body_bytes;
+    popts.max_header_bytes = max_header_bytes;
+    popts.read_timeout_ms = read_timeout_ms;
+    popts.idle_timeout_ms = idle_timeout_ms;
+    popts.max_connections = max_connections;
+    popts.forward = forward;
+    popts.proxy = [&agent, &upstream, forward](const AuthRequestIn& in) {
+      ProxyAnswer a = ProxyRequest(agent, *upstream, in, forward);
+      ProxiedAnswer out;
+      out.answer.status = a.status;
+      out.answer.headers = std::move(a.headers);
+      out.answer.body = std::move(a.body);
+      out.verbatim = a.from_upstream;
+      return out;
+    };
+    auto p = HttpServer::Start(agent, std::move(popts));
+    if (!p.ok()) return Fail("proxy: " + p.status().message());
+    proxy = std::move(p).value();
+    spdlog::info("enforcing proxy on port {} for {}", proxy->port(), upstream_url);
+    if (!proxy_port_file.empty()) {
+      if (std::string e = WriteFileAtomically(proxy_port_file, std::to_string(proxy->port()));
           !e.empty()) {
         return Fail(e);
       }
@@ -355,6 +437,7 @@ int main(int argc, char** argv) {
   spdlog::info("signal {}: shutting down", sig);
   if (grpc_server) grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   if (http) http->Stop();
+  if (proxy) proxy->Stop();
   if (client) client->Stop();
   agent.set_decision_sink(nullptr);
   spdlog::info("stopped");
