@@ -150,92 +150,24 @@ ForwardResult Fail(uint16_t status, std::string description) {
   return r;
 }
 
-// Parses an IPv4 or IPv6 address into the 16-byte IPv4-mapped form.
-bool ParseIp(std::string_view text, std::array<uint8_t, 16>* out, bool* v4) {
-  if (text.empty() || text.size() > 45) return false;
-  // An IPv6 literal may come bracketed ("[::1]") and may carry a zone.
-  if (text.front() == '[' && text.back() == ']') text = text.substr(1, text.size() - 2);
-  if (text.find('%') != std::string_view::npos) return false;
-  char buf[64];
-  std::memcpy(buf, text.data(), text.size());
-  buf[text.size()] = '\0';
-  out->fill(0);
-  in_addr a4{};
-  if (::inet_pton(AF_INET, buf, &a4) == 1) {
-    (*out)[10] = 0xff;
-    (*out)[11] = 0xff;
-    std::memcpy(out->data() + 12, &a4, 4);
-    *v4 = true;
-    return true;
-  }
-  in6_addr a6{};
-  if (::inet_pton(AF_INET6, buf, &a6) == 1) {
-    std::memcpy(out->data(), &a6, 16);
-    *v4 = false;
-    return true;
-  }
-  return false;
-}
-
-bool PrefixEquals(const std::array<uint8_t, 16>& a, const std::array<uint8_t, 16>& b, int prefix) {
-  int full = prefix / 8;
-  for (int i = 0; i < full; ++i) {
-    if (a[i] != b[i]) return false;
-  }
-  int rest = prefix % 8;
-  if (rest == 0) return true;
-  uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
-  return (a[full] & mask) == (b[full] & mask);
-}
-
 }  // namespace
 
 // ---- TrustedProxies ---------------------------------------------------------
 
 Result<TrustedProxies> TrustedProxies::Parse(const std::vector<std::string>& cidrs) {
-  constexpr size_t kMaxNets = 1024;
-  if (cidrs.size() > kMaxNets) {
-    return InvalidArgument("more than " + std::to_string(kMaxNets) + " trusted proxy networks");
-  }
+  std::vector<std::string> trimmed;
+  trimmed.reserve(cidrs.size());
+  for (const std::string& c : cidrs) trimmed.emplace_back(Trim(c));
+  auto set = ParseCidrs(trimmed);
+  if (!set.ok()) return InvalidArgument("trusted proxies: " + set.status().message());
   TrustedProxies out;
-  for (const std::string& entry : cidrs) {
-    std::string_view text = Trim(entry);
-    std::string_view addr = text;
-    int prefix = -1;
-    size_t slash = text.find('/');
-    if (slash != std::string_view::npos) {
-      addr = text.substr(0, slash);
-      std::string_view p = text.substr(slash + 1);
-      if (p.empty() || p.size() > 3) return InvalidArgument("bad prefix length in `" + entry + "`");
-      prefix = 0;
-      for (char c : p) {
-        if (c < '0' || c > '9') return InvalidArgument("bad prefix length in `" + entry + "`");
-        prefix = prefix * 10 + (c - '0');
-      }
-    }
-    Net net;
-    bool v4 = false;
-    if (!ParseIp(addr, &net.addr, &v4)) {
-      return InvalidArgument("`" + entry + "` is not an IP address or CIDR network");
-    }
-    int max = v4 ? 32 : 128;
-    if (prefix < 0) prefix = max;
-    if (prefix > max)
-      return InvalidArgument("prefix length over " + std::to_string(max) + " in `" + entry + "`");
-    net.prefix = v4 ? prefix + 96 : prefix;
-    out.nets_.push_back(net);
-  }
+  out.set_ = std::move(set).value();
   return out;
 }
 
 bool TrustedProxies::Contains(std::string_view ip) const {
-  std::array<uint8_t, 16> a{};
-  bool v4 = false;
-  if (!ParseIp(ip, &a, &v4)) return false;
-  for (const Net& n : nets_) {
-    if (PrefixEquals(a, n.addr, n.prefix)) return true;
-  }
-  return false;
+  if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);
+  return set_.Contains(ip);
 }
 
 // ---- translation ------------------------------------------------------------

@@ -37,29 +37,29 @@
 #include <vector>
 
 #include "agent/agent.h"
+#include "agent/net_util.h"
 #include "bytecode/request_json.h"
 #include "bytecode/status.h"
 
 namespace vakt::agent {
 
-// A set of IPv4/IPv6 networks ("127.0.0.1/32", "10.0.0.0/8", "::1/128",
-// "192.168.1.7" = /32). Immutable after Parse; thread-safe to read.
+// The proxies whose forwarded TLS facts are believed: a set of IPv4/IPv6
+// networks ("127.0.0.1/32", "10.0.0.0/8", "::1/128", "192.168.1.7" = /32),
+// parsed and matched by net_util.h's CidrSet (shared with ext_authz).
+// Immutable after Parse; thread-safe to read.
 class TrustedProxies {
  public:
   // kInvalidArgument naming the first malformed entry.
   static Result<TrustedProxies> Parse(const std::vector<std::string>& cidrs);
   // True if `ip` (textual, IPv4, IPv6, or IPv4-mapped IPv6) is inside one
-  // of the networks. A malformed address is never contained.
+  // of the networks; an IPv6 literal may be bracketed ("[::1]"). A malformed
+  // address is never contained.
   bool Contains(std::string_view ip) const;
-  bool empty() const { return nets_.empty(); }
-  size_t size() const { return nets_.size(); }
+  bool empty() const { return set_.empty(); }
+  size_t size() const { return set_.size(); }
 
  private:
-  struct Net {
-    std::array<uint8_t, 16> addr{};  // IPv4 as IPv4-mapped IPv6
-    int prefix = 0;                  // over the 128 bits
-  };
-  std::vector<Net> nets_;
+  CidrSet set_;
 };
 
 // Which proxy dialect an auth request speaks.

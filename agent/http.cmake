@@ -8,7 +8,7 @@ add_library(vakt_agent_http http_server.cc forward_auth.cc)
 add_library(vakt::agent_http ALIAS vakt_agent_http)
 vakt_target_defaults(vakt_agent_http)
 target_link_libraries(vakt_agent_http
-  PUBLIC vakt::agent
+  PUBLIC vakt::agent vakt::agent_net
   PRIVATE Boost::headers spdlog::spdlog simdjson::simdjson Threads::Threads)
 # Asio without the deprecated io_service names, and with its own error codes
 # only (no exceptions thrown across our API: every call passes an error_code).
