@@ -348,18 +348,24 @@ class Session : public std::enable_shared_from_this<Session> {
     Reply(std::move(res), keep);
   }
 
+  // The request as the forward-auth and proxy layers take it (views into
+  // `req`, which outlives the call).
+  AuthRequestIn AuthIn(const Request& req) const {
+    AuthRequestIn in;
+    in.method = SV(req.method_string());
+    in.target = SV(req.target());
+    for (const auto& f : req) in.headers.emplace_back(SV(f.name_string()), SV(f.value()));
+    in.body = req.body();
+    in.peer_trusted = trusted_;
+    return in;
+  }
+
   Response Handle(const Request& req) {
     const unsigned v = req.version();
     std::string_view target = SV(req.target());
     if (srv_->opts.proxy) {
       srv_->requests[kProxy].fetch_add(1, std::memory_order_relaxed);
-      AuthRequestIn in;
-      in.method = SV(req.method_string());
-      in.target = target;
-      for (const auto& f : req) in.headers.emplace_back(SV(f.name_string()), SV(f.value()));
-      in.body = req.body();
-      in.peer_trusted = trusted_;
-      ProxiedAnswer pa = srv_->opts.proxy(in);
+      ProxiedAnswer pa = srv_->opts.proxy(AuthIn(req));
       return pa.verbatim ? Verbatim(v, pa.answer) : FromAnswer(v, pa.answer);
     }
     std::string_view path = target.substr(0, target.find('?'));
@@ -397,12 +403,7 @@ class Session : public std::enable_shared_from_this<Session> {
       case kForwardAuth:
       case kAuthRequest:
       case kDenied: {
-        AuthRequestIn in;
-        in.method = SV(req.method_string());
-        in.target = target;
-        for (const auto& f : req) in.headers.emplace_back(SV(f.name_string()), SV(f.value()));
-        in.body = req.body();
-        in.peer_trusted = trusted_;
+        AuthRequestIn in = AuthIn(req);
         if (ep == kDenied) return FromAnswer(v, DeniedAnswer(in));
         ForwardDialect dialect =
             ep == kForwardAuth ? ForwardDialect::kForwardAuth : ForwardDialect::kAuthRequest;

@@ -59,8 +59,12 @@ vakt::Result<std::string> ReadFile(const std::string& path, size_t limit) {
   return data;
 }
 
-std::string WriteFileAtomically(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp";
+// Writes `port` to `path` (if given) so that scripts and tests can find a
+// listener that asked for port 0. "" on success, else the error.
+std::string WritePortFile(const std::string& path, int port) {
+  if (path.empty()) return "";
+  const std::string text = std::to_string(port);
+  const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
     if (!out) return "cannot write " + tmp;
@@ -354,12 +358,7 @@ int main(int argc, char** argv) {
     if (!h.ok()) return Fail("http: " + h.status().message());
     http = std::move(h).value();
     spdlog::info("HTTP on port {}", http->port());
-    if (!http_port_file.empty()) {
-      if (std::string e = WriteFileAtomically(http_port_file, std::to_string(http->port()));
-          !e.empty()) {
-        return Fail(e);
-      }
-    }
+    if (std::string e = WritePortFile(http_port_file, http->port()); !e.empty()) return Fail(e);
   }
 
   std::unique_ptr<HttpServer> proxy;
@@ -398,12 +397,7 @@ int main(int argc, char** argv) {
     if (!p.ok()) return Fail("proxy: " + p.status().message());
     proxy = std::move(p).value();
     spdlog::info("enforcing proxy on port {} for {}", proxy->port(), upstream_url);
-    if (!proxy_port_file.empty()) {
-      if (std::string e = WriteFileAtomically(proxy_port_file, std::to_string(proxy->port()));
-          !e.empty()) {
-        return Fail(e);
-      }
-    }
+    if (std::string e = WritePortFile(proxy_port_file, proxy->port()); !e.empty()) return Fail(e);
   }
 
   std::unique_ptr<grpc::Server> grpc_server;
@@ -424,12 +418,7 @@ int main(int argc, char** argv) {
     grpc_server = builder.BuildAndStart();
     if (!grpc_server || port == 0) return Fail("ext_authz: cannot listen on " + ext_authz_listen);
     spdlog::info("Envoy ext_authz on port {}", port);
-    if (!ext_authz_port_file.empty()) {
-      if (std::string e = WriteFileAtomically(ext_authz_port_file, std::to_string(port));
-          !e.empty()) {
-        return Fail(e);
-      }
-    }
+    if (std::string e = WritePortFile(ext_authz_port_file, port); !e.empty()) return Fail(e);
   }
 
   int sig = 0;
