@@ -1,11 +1,15 @@
 // Decision logs: masking, the bounded ring and batches. See decision_log.h.
 #include "agent/decision_log.h"
 
+#include "bytecode/request.h"
+
 #include <algorithm>
 #include <array>
 #include <chrono>
 
 namespace vakt::agent {
+
+using bytecode::EqualsIgnoreCase;
 
 namespace {
 
@@ -22,13 +26,6 @@ std::string ToLower(std::string_view s) {
   return out;
 }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (Lower(a[i]) != Lower(b[i])) return false;
-  }
-  return true;
-}
 
 // Printable ASCII only (other bytes become '?'), at most `max` bytes; a cut
 // string ends in "...".

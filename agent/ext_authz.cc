@@ -12,20 +12,14 @@
 #include "bytecode/request.h"
 
 namespace vakt::agent {
+
+using bytecode::EqualsIgnoreCase;
 namespace {
 
 constexpr std::string_view kPartialBodyHeader = "x-envoy-auth-partial-body";
 constexpr size_t kMaxOptionText = 64;
 
-char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (Lower(a[i]) != Lower(b[i])) return false;
-  }
-  return true;
-}
 
 // RFC 9110 token characters, lower case only (how Envoy sends names).
 bool IsLowerToken(std::string_view s) {

@@ -13,17 +13,12 @@
 #include "bytecode/request.h"
 
 namespace vakt::agent {
+
+using bytecode::EqualsIgnoreCase;
 namespace {
 
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (Lower(a[i]) != Lower(b[i])) return false;
-  }
-  return true;
-}
 
 std::string ToLower(std::string_view s) {
   std::string out(s);

@@ -6,18 +6,8 @@ namespace vakt::agent {
 namespace {
 
 bool IsOriginalHeader(std::string_view name) {
-  static constexpr std::string_view kNames[] = {"x-original-method", "x-original-uri"};
-  for (std::string_view n : kNames) {
-    if (name.size() != n.size()) continue;
-    bool same = true;
-    for (size_t i = 0; i < n.size() && same; ++i) {
-      char c = name[i];
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-      same = c == n[i];
-    }
-    if (same) return true;
-  }
-  return false;
+  return bytecode::EqualsIgnoreCase(name, "x-original-method") ||
+         bytecode::EqualsIgnoreCase(name, "x-original-uri");
 }
 
 ProxyAnswer FromVerdict(const Verdict& v) {

@@ -15,6 +15,8 @@
 #include <chrono>
 #include <cstring>
 
+#include "bytecode/request.h"
+
 namespace vakt::agent {
 
 namespace http = boost::beast::http;
@@ -22,16 +24,6 @@ namespace http = boost::beast::http;
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-bool EqualsLower(std::string_view a, std::string_view lower) {
-  if (a.size() != lower.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char c = a[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-    if (c != lower[i]) return false;
-  }
-  return true;
-}
 
 // A header name or value that could split the request is refused.
 bool SafeHeaderText(std::string_view s) {
@@ -80,7 +72,7 @@ bool IsHopByHop(std::string_view name) {
       "connection", "keep-alive",        "proxy-connection", "te",      "trailer",
       "upgrade",    "transfer-encoding", "proxy-authenticate"};
   for (std::string_view h : kHop) {
-    if (EqualsLower(name, h)) return true;
+    if (bytecode::EqualsIgnoreCase(name, h)) return true;
   }
   return false;
 }
@@ -138,7 +130,7 @@ Result<UpstreamResponse> UpstreamClient::RoundTrip(
   out.append(method).append(" ").append(target).append(" HTTP/1.1\r\nHost: ");
   out.append(host_header_).append("\r\n");
   for (const auto& [name, value] : headers) {
-    if (IsHopByHop(name) || EqualsLower(name, "host") || EqualsLower(name, "content-length")) {
+    if (IsHopByHop(name) || bytecode::EqualsIgnoreCase(name, "host") || bytecode::EqualsIgnoreCase(name, "content-length")) {
       continue;
     }
     if (name.empty() || !SafeHeaderText(name) || !SafeHeaderText(value)) {
@@ -186,7 +178,7 @@ Result<UpstreamResponse> UpstreamClient::RoundTrip(
   parser.header_limit(static_cast<std::uint32_t>(options_.max_response_header_bytes));
   parser.body_limit(options_.max_response_body_bytes);
   parser.eager(true);
-  if (EqualsLower(method, "head")) parser.skip(true);
+  if (bytecode::EqualsIgnoreCase(method, "head")) parser.skip(true);
   std::string pending;  // received, not yet consumed by the parser
   char buf[16384];
   bool eof = false;
@@ -247,7 +239,7 @@ Result<UpstreamResponse> UpstreamClient::RoundTrip(
   r.status = static_cast<int>(res.result_int());
   for (const auto& field : res) {
     std::string_view name(field.name_string().data(), field.name_string().size());
-    if (IsHopByHop(name) || EqualsLower(name, "content-length")) continue;
+    if (IsHopByHop(name) || bytecode::EqualsIgnoreCase(name, "content-length")) continue;
     r.headers.emplace_back(std::string(name),
                            std::string(field.value().data(), field.value().size()));
   }

@@ -92,6 +92,19 @@ struct NormalizedRequest {
 // Normalises `req` into `out`. Returns kNone on success.
 TargetError Normalize(const HttpRequest& req, NormalizedRequest& out);
 
+// ASCII case-insensitive equality (header names, auth schemes): the one
+// comparison every layer uses, so that none can disagree on a header.
+inline bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
 // True if `s` is valid UTF-8 (no overlongs, no surrogates).
 bool IsValidUtf8(std::string_view s);
 

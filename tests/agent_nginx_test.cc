@@ -233,7 +233,8 @@ chmod 600 *.key
 
 // nginx as the docs show it (docs/agent-http.md), with the test's ports
 // and paths. @DIR@, @PORT@, @AGENT@, @UPSTREAM@ are filled in.
-constexpr const char* kNginxConf = R"conf(worker_processes 1;
+constexpr const char* kNginxConf = R"conf(master_process off;  # one process: nothing outlives a SIGKILL
+worker_processes 1;
 events { worker_connections 128; }
 http {
   access_log @DIR@/access.log;
