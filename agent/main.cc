@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
 #include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -36,6 +37,31 @@ using namespace vakt::agent;
 
 constexpr size_t kMaxKeyFileBytes = 16 * 1024;
 constexpr size_t kMaxBundleFileBytes = size_t{64} << 20;
+
+// `%*` in the JSON log pattern: the message as the inside of a JSON string
+// (quotes, backslashes and control bytes escaped), so every line parses.
+class JsonEscapedMessage : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (char c : std::string_view(msg.payload.data(), msg.payload.size())) {
+      auto u = static_cast<unsigned char>(c);
+      if (c == '"' || c == '\\') {
+        dest.push_back('\\');
+        dest.push_back(c);
+      } else if (u < 0x20) {
+        const char esc[6] = {'\\', 'u', '0', '0', kHex[u >> 4], kHex[u & 15]};
+        dest.append(esc, esc + 6);
+      } else {
+        dest.push_back(c);
+      }
+    }
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JsonEscapedMessage>();
+  }
+};
 
 int Fail(const std::string& what) {
   spdlog::critical("{}", what);
@@ -228,8 +254,10 @@ int main(int argc, char** argv) {
 
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (log_json) {
-    spdlog::set_pattern(
-        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","component":"agent","msg":"%v"})");
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<JsonEscapedMessage>('*').set_pattern(
+        R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","component":"agent","msg":"%*"})");
+    spdlog::set_formatter(std::move(formatter));
   }
   if (bundle_file.empty() == control_plane.empty()) {
     return Fail("give exactly one of --bundle FILE (standalone) or --control-plane HOST:PORT");

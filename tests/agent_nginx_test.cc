@@ -46,6 +46,7 @@
 
 #include "compiler/compile.h"
 #include "compiler/token_tool.h"
+#include "tests/proc_harness.h"
 #ifndef VAKT_AGENT_BINARY
 #include "agent/agent.h"
 #include "agent/http_server.h"
@@ -55,23 +56,15 @@ namespace vakt {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_proc::Process;
+using testing_proc::ReadFile;
+using testing_proc::TempDir;
+using testing_proc::WriteFile;
 using Clock = std::chrono::steady_clock;
 
 constexpr char kNginx[] = "/usr/sbin/nginx";
 constexpr char kIssuer[] = "https://issuer.example.no";
 constexpr char kAudience[] = "https://api.example.no";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
 
 bool Executable(const std::string& path) { return ::access(path.c_str(), X_OK) == 0; }
 
@@ -79,67 +72,6 @@ bool OnPath(const std::string& name) {
   std::string cmd = "command -v " + name + " >/dev/null 2>&1";
   return std::system(cmd.c_str()) == 0;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "vakt-nginx-XXXXXX").string();
-    char* p = ::mkdtemp(tmpl.data());
-    path_ = p ? p : "";
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// A child process (stdout and stderr to `log`), SIGKILLed and reaped at the end.
-class Process {
- public:
-  Process(std::vector<std::string> args, const std::string& log) : log_(log) {
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    const pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(127);
-      if (fd >= 0) {
-        ::dup2(fd, 1);
-        ::dup2(fd, 2);
-      }
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-    if (fd >= 0) ::close(fd);
-  }
-  ~Process() {
-    if (pid_ > 0 && !exited_) {
-      ::kill(pid_, SIGKILL);
-      int st = 0;
-      ::waitpid(pid_, &st, 0);
-    }
-  }
-  bool Running() {
-    if (pid_ <= 0 || exited_) return false;
-    int st = 0;
-    if (::waitpid(pid_, &st, WNOHANG) == pid_) exited_ = true;
-    return !exited_;
-  }
-  std::string Log() const { return ReadFile(log_); }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-};
 
 // Binds 127.0.0.1:0 and returns the port (closed again: nginx binds it).
 // The short window is acceptable on a test machine; nginx failing to bind
@@ -501,7 +433,7 @@ class NginxTest : public ::testing::Test {
     return "-H 'Authorization: DPoP " + token + "' -H 'DPoP: " + proof + "'";
   }
 
-  TempDir tmp_;
+  TempDir tmp_{"vakt-nginx"};
   Upstream upstream_;
   std::unique_ptr<compiler::SigningKey> issuer_, dpop_;
   compiler::TestCertificate cert_;
