@@ -18,6 +18,9 @@ directory given, and recognises three kinds of output:
   * bench/agent_swap `--json` summaries (a line with `base_p50_us`): one PNG,
     `PREFIXagent-swap.png`, p50 and p99 decision latency without and with a
     bundle swap every second, per run.
+  * bench/http_load `--json` lines (a line with `kind` and `p50_us`): one
+    PNG, `PREFIXagent-http.png`, p50, p90 and p99 per kind (healthz is the
+    no-decision baseline).
   * bench/extauthz_load `--json` summaries (a line with
     `"bench":"extauthz_load"`): one PNG, `PREFIXextauthz-load.png`, p50, p90
     and p99 latency per run, with the achieved requests per second.
@@ -109,7 +112,7 @@ def inputs(paths):
 
 
 def read_all(paths):
-    gbench, swaps, loads = [], [], []
+    gbench, swaps, loads, https = [], [], [], []
     for path in inputs(paths):
         try:
             with open(path, encoding="utf-8", errors="replace") as f:
@@ -128,7 +131,10 @@ def read_all(paths):
             elif doc.get("bench") == "extauthz_load":
                 doc["_file"] = path
                 loads.append(doc)
-    return gbench, swaps, loads
+            elif "kind" in doc and "p50_us" in doc:
+                doc["_file"] = path
+                https.append(doc)
+    return gbench, swaps, loads, https
 
 
 # ---- Google Benchmark --------------------------------------------------------
@@ -255,13 +261,8 @@ def plot_swaps(plt, runs, out):
     return out
 
 
-def plot_loads(plt, runs, out):
-    labels = []
-    for r in runs:
-        who = "c=%s" % r.get("concurrency") if r.get("mode") == "closed" else \
-              "rate %s/s" % r.get("target_rate") if r.get("mode") == "rate" else "direct"
-        labels.append("%s, %s\n%s, %s\n%.0f req/s" % (r.get("auth", "?"), who, r.get("server", "?"),
-                                                        r.get("mode", "?"), float(r.get("achieved_rps", 0))))
+def plot_latency_bars(plt, runs, labels, title, out):
+    """p50/p90/p99 bars per run (the runs' p50_us, p90_us, p99_us)."""
     series = [("p50", "p50_us", "#9bb8e0"), ("p90", "p90_us", "#3d6fb6"), ("p99", "p99_us", "#c0502e")]
     fig, ax = plt.subplots(figsize=(max(6, 1.9 * len(runs) + 3), 4.6))
     width = 0.8 / len(series)
@@ -274,16 +275,36 @@ def plot_loads(plt, runs, out):
                     ha="center", va="bottom", fontsize=7)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(runs))])
     ax.set_xticklabels(labels, fontsize=7)
-    ax.set_ylabel("latency per check (us)")
-    errors = sum(int(r.get("errors", 0)) for r in runs)
-    ax.set_title("extauthz_load: Envoy ext_authz checks%s" % (
-        "" if not errors else " (%d rpc errors)" % errors), fontsize=10)
+    ax.set_ylabel("latency (us)")
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def plot_loads(plt, runs, out):
+    labels = []
+    for r in runs:
+        who = "c=%s" % r.get("concurrency") if r.get("mode") == "closed" else \
+              "rate %s/s" % r.get("target_rate") if r.get("mode") == "rate" else "direct"
+        labels.append("%s, %s\n%s, %s\n%.0f req/s" % (r.get("auth", "?"), who, r.get("server", "?"),
+                                                        r.get("mode", "?"), float(r.get("achieved_rps", 0))))
+    errors = sum(int(r.get("errors", 0)) for r in runs)
+    title = "extauthz_load: Envoy ext_authz checks%s" % ("" if not errors else " (%d rpc errors)" % errors)
+    return plot_latency_bars(plt, runs, labels, title, out)
+
+
+def plot_http(plt, runs, out):
+    """bench/http_load --json lines: one bar group per kind (healthz is the baseline)."""
+    labels = ["%s\n%.0f req/s" % (r.get("kind", "?"), float(r.get("achieved", 0))) for r in runs]
+    rates = sorted({str(r.get("rate", "?")) for r in runs})
+    errors = sum(int(r.get("errors", 0)) for r in runs)
+    title = "http_load: the agent's HTTP interfaces at %s requests/s (open loop)%s" % (
+        "/".join(rates), "" if not errors else " (%d errors)" % errors)
+    return plot_latency_bars(plt, runs, labels, title, out)
 
 
 def main():
@@ -295,8 +316,8 @@ def main():
     ap.add_argument("--prefix", default="bench-", help="file name prefix of the PNGs (default bench-)")
     args = ap.parse_args()
 
-    gbench, swaps, loads = read_all(args.inputs)
-    if not (gbench or swaps or loads):
+    gbench, swaps, loads, https = read_all(args.inputs)
+    if not (gbench or swaps or loads or https):
         sys.stderr.write("plot_benchmarks.py: no benchmark output found in %s\n" % " ".join(args.inputs))
         return 1
     plt = import_matplotlib()
@@ -313,6 +334,8 @@ def main():
         written.append(plot_swaps(plt, swaps, os.path.join(args.out, args.prefix + "agent-swap.png")))
     if loads:
         written.append(plot_loads(plt, loads, os.path.join(args.out, args.prefix + "extauthz-load.png")))
+    if https:
+        written.append(plot_http(plt, https, os.path.join(args.out, args.prefix + "agent-http.png")))
     for w in written:
         print("wrote %s" % os.path.normpath(w))
     return 0
