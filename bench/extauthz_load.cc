@@ -17,6 +17,9 @@
 //   --auth dpop: a DPoP-bound token and one fresh DPoP proof per request
 //     (--proofs N minted up front, ES256): the replay cache refuses a proof
 //     seen before, so the run stops after N requests.
+//   --auth none: the baseline, an empty CheckRequest: the agent's adapter
+//     refuses it (400) before any decision, so it measures the gRPC path
+//     alone; run it beside the others in the same session.
 // TLS facts: the in-process server assumes TLS 1.3 for https; against a
 // --target the request carries x-vakt-tls-version / x-vakt-tls-cipher
 // (believed only if the agent trusts this client's address, see
@@ -36,12 +39,13 @@
 // JSON summary (`--json`: only the JSON).
 //
 //   extauthz_load [--target HOST:PORT] [--bundle FILE --issuer-key JWK|PEM]
-//                 [--client-cert PEM] [--auth mtls|dpop] [--proofs N]
+//                 [--client-cert PEM] [--auth mtls|dpop|none] [--proofs N]
 //                 [--concurrency N] [--rate R] [--seconds S] [--max-inflight N]
 //                 [--direct] [--expect-allow] [--no-tls-headers] [--json]
 //
 // A benchmark, never a test: exit 1 only on a setup failure, or with
 // --expect-allow when any Check did not allow (the ctest smoke run).
+#include <absl/synchronization/mutex.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -192,6 +196,9 @@ CheckRequest BaseCheck(const std::string& path, const Flags& f) {
 }
 
 std::vector<CheckRequest> MintRequests(const Flags& f, const Keys& k) {
+  // The baseline: an empty CheckRequest, which the adapter refuses before
+  // any decision; the same gRPC path, nothing decided.
+  if (f.auth == "none") return {CheckRequest{}};
   const std::vector<std::string> paths = {"/v1/patients/p-anna", "/v1/patients/p-anna/records"};
   std::string claims = "{\"iss\":\"" + f.iss + "\",\"aud\":\"" + f.aud +
                        "\",\"sub\":\"anna\",\"client_id\":\"app-1\","
@@ -258,7 +265,7 @@ class Runner {
   // Calls Done() when it completes. False when the requests ran out.
   bool Send(Clock::time_point start) {
     uint64_t i = next_.fetch_add(1);
-    bool replayable = flags_.auth == "mtls";
+    bool replayable = flags_.auth != "dpop";
     if (!replayable && i >= requests_.size()) return false;
     const CheckRequest& req = requests_[i % requests_.size()];
     auto* call = new Call;
@@ -389,14 +396,16 @@ Flags ParseFlags(int argc, char** argv) {
     if (a == "--help" || a == "-h") {
       printf(
           "usage: extauthz_load [--target HOST:PORT] [--bundle FILE --issuer-key FILE]\n"
-          "  [--policy DIR] [--client-cert PEM] [--iss URL] [--aud URL] [--auth mtls|dpop]\n"
+          "  [--policy DIR] [--client-cert PEM] [--iss URL] [--aud URL] [--auth mtls|dpop|none]\n"
           "  [--proofs N] [--concurrency N] [--rate R] [--seconds S] [--max-inflight N]\n"
           "  [--direct] [--expect-allow] [--no-tls-headers] [--json]\n");
       exit(0);
     }
     if (!known) Die("unknown flag " + a + " (--help)");
   }
-  if (f.auth != "mtls" && f.auth != "dpop") Die("--auth is mtls or dpop");
+  if (f.auth != "mtls" && f.auth != "dpop" && f.auth != "none") {
+    Die("--auth is mtls, dpop or none");
+  }
   if (f.concurrency < 1 || f.concurrency > 100000) Die("--concurrency: 1..100000");
   if (f.proofs < 1 || f.proofs > kMaxProofs) Die("--proofs: 1..1000000");
   if (f.max_inflight < 1) Die("--max-inflight: at least 1");
@@ -412,6 +421,9 @@ Flags ParseFlags(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debian's abseil checks every gRPC mutex for deadlock cycles; a load
+  // client must not pay for that (the agent turns it off too).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   Flags f = ParseFlags(argc, argv);
   Keys keys;
 
