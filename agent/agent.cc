@@ -4,6 +4,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
 
@@ -78,7 +79,8 @@ std::string Verdict::ToJson() const {
 
 Agent::Agent(AgentOptions options)
     : options_(std::move(options)),
-      replay_(options_.replay_cache_entries, options_.replay_window_seconds),
+      replay_(options_.replay_cache_entries,
+              options_.replay_window_seconds > 0 ? options_.replay_window_seconds : 1),
       tokens_(options_.token_cache_entries) {
   std::string secret = options_.nonce_secret.empty() ? RandomSecret() : options_.nonce_secret;
   nonces_ = std::make_unique<bytecode::HmacNonceSource>(std::move(secret),
@@ -135,6 +137,16 @@ Status Agent::LoadUnsigned(std::string_view bundle) {
 
 Status Agent::Activate(std::shared_ptr<const bytecode::Bundle> bundle, std::string policy,
                        uint64_t version, std::string key_id) {
+  if (options_.replay_window_seconds == 0) {
+    // The longest span over which a proof of this bundle can be accepted.
+    int64_t span = 0;
+    for (size_t i = 0; i < bundle->data().auth.size(); ++i) {
+      const bytecode::AuthPolicy& p = bundle->auth(static_cast<uint32_t>(i));
+      int64_t leeway = p.issuer ? p.issuer->leeway : bytecode::kMaxIssuerLeeway;
+      span = std::max(span, p.dpop_window + 2 * leeway);
+    }
+    if (span > replay_.window()) replay_.set_window(span);
+  }
   auto next = std::make_shared<ActiveBundle>();
   std::vector<std::string> names;
   names.reserve(bundle->data().routes.size());

@@ -52,7 +52,12 @@ struct AgentOptions {
   // works (standalone mode with an operator-supplied file).
   bytecode::TrustedKeys trusted_keys;
   size_t replay_cache_entries = 1 << 20;   // DPoP proof ids remembered
-  int64_t replay_window_seconds = 900;     // >= dpop window + 2 * leeway
+  // How long DPoP proof ids are remembered. 0 (the default): derived from
+  // the bundles, the longest dpop_window + 2 * leeway of any fapi2 route
+  // activated so far (it only ever grows, so no proof accepted under one
+  // bundle can be replayed after a switch to a longer window). A fixed
+  // value must cover that span itself.
+  int64_t replay_window_seconds = 0;
   size_t token_cache_entries = 1 << 16;    // verified access tokens
   // Secret for server-issued DPoP nonces (>= 16 bytes); empty: a random
   // one per Agent. Agents behind one load balancer share it.
@@ -155,6 +160,7 @@ class Agent {
 
   // Runtime state sizes, for /metrics.
   size_t replay_cache_size() const { return replay_.size(); }
+  int64_t replay_window_seconds() const { return replay_.window(); }
   size_t token_cache_size() const { return tokens_.size(); }
   size_t revocation_entries() const;
 

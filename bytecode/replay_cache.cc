@@ -51,7 +51,8 @@ ReplayCache::Outcome ReplayCache::Use(std::string_view id, int64_t now) {
     if (front != s.expiry.end() && front->second == s.order.front().first) return Outcome::kFull;
     s.order.pop_front();
   }
-  int64_t until = now > INT64_MAX - window_ ? INT64_MAX : now + window_;
+  const int64_t window = window_.load(std::memory_order_relaxed);
+  int64_t until = now > INT64_MAX - window ? INT64_MAX : now + window;
   // `it` is still valid: nothing above erased from the map.
   if (it != s.expiry.end()) {
     it->second = until;

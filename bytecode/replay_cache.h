@@ -12,6 +12,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -44,6 +45,15 @@ class ReplayCache {
   size_t size() const;
   size_t capacity() const { return capacity_; }
 
+  // How long new ids are remembered from now on (at least 1 s). An agent
+  // sets it to the longest acceptance span of the active bundle's routes
+  // (dpop_window + 2 * leeway), so the cache holds no longer than needed.
+  // Ids already remembered keep their expiry.
+  void set_window(int64_t window_seconds) {
+    window_.store(window_seconds < 1 ? 1 : window_seconds, std::memory_order_relaxed);
+  }
+  int64_t window() const { return window_.load(std::memory_order_relaxed); }
+
  private:
   static constexpr size_t kShards = kDigestShards;
   struct Shard {
@@ -55,7 +65,7 @@ class ReplayCache {
 
   size_t capacity_;
   size_t per_shard_;
-  int64_t window_;
+  std::atomic<int64_t> window_;
   std::array<Shard, kShards> shards_;
 };
 

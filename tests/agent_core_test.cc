@@ -279,6 +279,24 @@ TEST_F(AgentTest, RefusedBundlesLeaveThePreviousOneActive) {
   EXPECT_FALSE(agent.Decide(ping.View()).allow);
 }
 
+TEST_F(AgentTest, ReplayWindowOnlyGrowsAndCanBeFixed) {
+  Agent agent(Options());
+  EXPECT_EQ(agent.replay_window_seconds(), 1);  // no bundle yet: nothing is accepted anyway
+  Signed a = Sign(Compile(Policy("a", false)), "t", 1);
+  ASSERT_TRUE(agent.Load("t", 1, a.bundle, a.signature, a.key_id).ok());
+  EXPECT_EQ(agent.replay_window_seconds(), 70);
+  // A bundle without fapi2 routes leaves the window as it is.
+  Signed plain = Sign(Compile("package t\napi a \"/\" { route ping GET \"/ping\" {} }\n"), "t", 2);
+  ASSERT_TRUE(agent.Load("t", 2, plain.bundle, plain.signature, plain.key_id).ok());
+  EXPECT_EQ(agent.replay_window_seconds(), 70);
+  // A fixed window is kept whatever the bundles say.
+  AgentOptions o = Options();
+  o.replay_window_seconds = 900;
+  Agent fixed(std::move(o));
+  ASSERT_TRUE(fixed.Load("t", 1, a.bundle, a.signature, a.key_id).ok());
+  EXPECT_EQ(fixed.replay_window_seconds(), 900);
+}
+
 TEST_F(AgentTest, WithoutTrustedKeysOnlyUnsignedLoadsWork) {
   AgentOptions o;
   Agent agent(std::move(o));
@@ -298,6 +316,9 @@ TEST_F(AgentTest, FapiDecisionsUseTheAgentsReplayCacheAndRevocations) {
   Signed s = Sign(Compile(Policy("a", false)), "t", 1);
   ASSERT_TRUE(agent.Load("t", 1, s.bundle, s.signature, s.key_id).ok());
 
+  // The replay window follows the bundle: dpop_window (60 s, the default)
+  // plus twice the issuer's leeway (5 s).
+  EXPECT_EQ(agent.replay_window_seconds(), 70);
   std::string token = Token("anna", "jti-1");
   Req r = DpopReq("/mine/anna", token);
   Verdict v = agent.Decide(r.View());
