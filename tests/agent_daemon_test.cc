@@ -14,6 +14,7 @@
 #include "compiler/compile.h"
 #include "controlplane/signing.h"
 #include "tests/proc_harness.h"
+#include "tests/vakt_cli_run.h"
 
 #ifndef VAKT_AGENT_BINARY
 #error "VAKT_AGENT_BINARY must be defined by the test's CMake fragment"
@@ -45,23 +46,8 @@ std::string Bundle() {
   return comp ? comp->bytes : "";
 }
 
-struct RunResult {
-  int code;
-  std::string out;
-};
-
-// Runs the agent to completion (for --help and refused starts).
-RunResult RunAgent(const std::string& args) {
-  std::string cmd = std::string(VAKT_AGENT_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  RunResult r{-1, ""};
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+testing_cli::RunResult RunAgent(const std::string& args) {
+  return testing_cli::RunBinary(VAKT_AGENT_BINARY, args);
 }
 
 std::string CheckBody() {
@@ -89,7 +75,7 @@ void ExpectJsonLines(const std::string& log) {
 }
 
 TEST(AgentDaemon, HelpDocumentsEveryFlag) {
-  RunResult r = RunAgent("--help");
+  testing_cli::RunResult r = RunAgent("--help");
   EXPECT_EQ(r.code, 0) << r.out;
   for (const char* flag :
        {"--config", "--bundle", "--control-plane", "--agent-id", "--label", "--trusted-key",
@@ -131,15 +117,15 @@ TEST(AgentDaemon, RefusedStartsExitOneWithTheReason) {
        "upstream"},
   };
   for (const Case& c : cases) {
-    RunResult r = RunAgent(c.args);
+    testing_cli::RunResult r = RunAgent(c.args);
     EXPECT_EQ(r.code, 1) << c.args << "\n" << r.out;
     EXPECT_NE(r.out.find(c.says), std::string::npos) << c.args << "\n" << r.out;
   }
   // Flag errors are CLI11's: non-zero, naming the flag.
-  RunResult unknown = RunAgent("--no-such-flag");
+  testing_cli::RunResult unknown = RunAgent("--no-such-flag");
   EXPECT_NE(unknown.code, 0);
   EXPECT_NE(unknown.out.find("no-such-flag"), std::string::npos) << unknown.out;
-  RunResult range = RunAgent("--bundle " + (dir / "good.vkb") + " --http-threads 0");
+  testing_cli::RunResult range = RunAgent("--bundle " + (dir / "good.vkb") + " --http-threads 0");
   EXPECT_NE(range.code, 0);
   EXPECT_NE(range.out.find("http-threads"), std::string::npos) << range.out;
 }

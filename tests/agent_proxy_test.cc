@@ -20,6 +20,7 @@
 #include "agent/proxy.h"
 #include "agent/upstream.h"
 #include "compiler/compile.h"
+#include "tests/proc_harness.h"
 
 namespace vakt::agent {
 namespace {
@@ -257,26 +258,6 @@ TEST_F(ProxyTest, BrokenUpstreamsFailClosed) {
   EXPECT_NE(s.body.find("upstream_timeout"), std::string::npos) << s.body;
 }
 
-// One HTTP/1.1 exchange with a raw socket (Connection: close).
-std::string Exchange(uint16_t port, const std::string& request) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return "";
-  }
-  ::send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
-  ::close(fd);
-  return out;
-}
-
 // The daemon's wiring: an HttpServer whose proxy hook is ProxyRequest.
 TEST_F(ProxyTest, ServerInProxyModeSendsEveryPathThroughTheProxy) {
   Upstream up([](const std::string& req) {
@@ -304,20 +285,20 @@ TEST_F(ProxyTest, ServerInProxyModeSendsEveryPathThroughTheProxy) {
   auto server = HttpServer::Start(agent_, std::move(o));
   ASSERT_TRUE(server.ok()) << server.status().ToString();
   const uint16_t port = (*server)->port();
-  std::string ok = Exchange(port,
+  std::string ok = testing_proc::HttpExchange(port,
                             "GET /items/anna HTTP/1.1\r\nHost: api.example\r\n"
                             "X-Vakt-TLS-Version: TLSv1.3\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(ok.rfind("HTTP/1.1 200", 0), 0u) << ok;
   EXPECT_NE(ok.find("X-Service: records"), std::string::npos) << ok;
   EXPECT_NE(ok.find(R"({"owner":"anna"})"), std::string::npos);
   // /healthz is the service's here, not the agent's (and it is not a route: 404).
-  std::string health = Exchange(port,
+  std::string health = testing_proc::HttpExchange(port,
                                 "GET /healthz HTTP/1.1\r\nHost: api.example\r\n"
                                 "Connection: close\r\n\r\n");
   EXPECT_EQ(health.rfind("HTTP/1.1 404", 0), 0u) << health;
   EXPECT_EQ(health.find("service"), std::string::npos);
   // A deny is JSON with the verdict's status.
-  std::string plain = Exchange(port,
+  std::string plain = testing_proc::HttpExchange(port,
                                "GET /items/anna HTTP/1.1\r\nHost: api.example\r\n"
                                "Connection: close\r\n\r\n");
   EXPECT_EQ(plain.rfind("HTTP/1.1 403", 0), 0u) << plain;

@@ -1,4 +1,4 @@
-// Runs the built `vakt` binary (VAKT_BINARY, set by the test's CMake
+// Runs a built binary (for `vakt`: VAKT_BINARY, set by the test's CMake
 // fragment) with shell-quoted `args`, capturing stdout and stderr together,
 // for the CLI tests that check exit codes and output.
 #pragma once
@@ -15,8 +15,9 @@ struct RunResult {
   std::string out;  // stdout and stderr together
 };
 
-inline RunResult Vakt(const std::string& args) {
-  std::string cmd = std::string(VAKT_BINARY) + " " + args + " 2>&1";
+// Runs `binary` with shell-quoted `args` to completion.
+inline RunResult RunBinary(const std::string& binary, const std::string& args) {
+  std::string cmd = binary + " " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   RunResult r{-1, ""};
   if (!p) return r;
@@ -27,5 +28,9 @@ inline RunResult Vakt(const std::string& args) {
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   return r;
 }
+
+#ifdef VAKT_BINARY
+inline RunResult Vakt(const std::string& args) { return RunBinary(VAKT_BINARY, args); }
+#endif
 
 }  // namespace vakt::testing_cli
