@@ -395,8 +395,10 @@ int main(int argc, char** argv) {
     if (std::string e = WritePortFile(http_port_file, http->port()); !e.empty()) return Fail(e);
   }
 
-  std::unique_ptr<HttpServer> proxy;
+  // Declared before the servers that use them, so that on any return the
+  // servers (and their threads) are destroyed first.
   std::unique_ptr<UpstreamClient> upstream;
+  std::unique_ptr<HttpServer> proxy;
   if (proxy_listen.empty() != upstream_url.empty()) {
     return Fail("--proxy-listen and --upstream go together");
   }
@@ -434,8 +436,8 @@ int main(int argc, char** argv) {
     if (std::string e = WritePortFile(proxy_port_file, proxy->port()); !e.empty()) return Fail(e);
   }
 
+  std::unique_ptr<ExtAuthzService> ext_authz;  // must outlive grpc_server
   std::unique_ptr<grpc::Server> grpc_server;
-  std::unique_ptr<ExtAuthzService> ext_authz;
   if (!ext_authz_listen.empty()) {
     ExtAuthzOptions eopts;
     eopts.trusted_proxies = trusted_proxies;
