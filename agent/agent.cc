@@ -30,6 +30,12 @@ bytecode::EvalScratch& ThreadScratch() {
   return scratch;
 }
 
+uint64_t NanosSince(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+}
+
 Verdict FromDecision(const bytecode::Decision& d) {
   Verdict v;
   v.allow = d.allow;
@@ -211,10 +217,7 @@ Verdict Agent::Decide(const bytecode::HttpRequest& req, std::string_view interfa
     a->counters->Count(a->counters->RouteIndex(v.route), v.status);
     v.active = std::move(a);
   }
-  uint64_t nanos = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                           start)
-          .count());
+  const uint64_t nanos = NanosSince(start);
   metrics_.decision_latency().Observe(nanos);
   if (!v.active) metrics_.Add("vakt_agent_no_policy_denials_total", "");
   if (DecisionSink* sink = sink_.load(std::memory_order_acquire)) {
@@ -239,10 +242,7 @@ Verdict Agent::DecideResponse(const Verdict& request_verdict, const bytecode::Ht
   v.token = request_verdict.token;
   v.active = request_verdict.active;
   a.counters->Count(a.counters->RouteIndex(v.route), v.status);
-  uint64_t nanos = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                           start)
-          .count());
+  const uint64_t nanos = NanosSince(start);
   metrics_.decision_latency().Observe(nanos);
   if (DecisionSink* sink = sink_.load(std::memory_order_acquire)) {
     sink->Record(interface, req, &resp, v, nanos);

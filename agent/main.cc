@@ -36,7 +36,6 @@ namespace {
 
 using namespace vakt::agent;
 
-constexpr size_t kMaxKeyFileBytes = 16 * 1024;
 constexpr size_t kMaxBundleFileBytes = size_t{64} << 20;
 
 // `%*` in the JSON log pattern: the message as the inside of a JSON string
@@ -276,12 +275,13 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   AgentOptions aopts;
-  for (const std::string& path : trusted_keys) {
-    auto pem = ReadFile(path, kMaxKeyFileBytes);
-    if (!pem.ok()) return Fail("trusted key: " + pem.status().message());
-    auto id = aopts.trusted_keys.AddPem(*pem);
-    if (!id.ok()) return Fail("trusted key " + path + ": " + id.status().message());
-    spdlog::info("trusting bundle key {} ({})", *id, path);
+  if (!trusted_keys.empty()) {
+    auto keys = vakt::bytecode::TrustedKeys::LoadFromFiles(trusted_keys);
+    if (!keys.ok()) return Fail("trusted key: " + keys.status().message());
+    aopts.trusted_keys = std::move(keys).value();
+    for (const std::string& id : aopts.trusted_keys.key_ids()) {
+      spdlog::info("trusting bundle key {}", id);
+    }
   }
   if (!control_plane.empty() && aopts.trusted_keys.empty()) {
     return Fail("--control-plane needs at least one --trusted-key (bundles are signed)");

@@ -239,17 +239,6 @@ class Writer {
   size_t n_ = 0;
 };
 
-bool EqualsIgnoreCaseAscii(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 struct EvalScratch::Impl {
@@ -1023,7 +1012,7 @@ class Machine {
       case Source::kResponseHeader:
         if (resp_ == nullptr) return Fail("no response");
         for (const HeaderField& h : resp_->headers) {
-          if (EqualsIgnoreCaseAscii(h.name, name) && !f(h.value)) break;
+          if (EqualsIgnoreCase(h.name, name) && !f(h.value)) break;
         }
         return true;
       default:
@@ -1901,9 +1890,9 @@ bool AuthPhase(const Bundle& bundle, const HttpRequest& req, const RouteRecord& 
     // word decides; the token need not be scanned again.
     s.scheme = AuthScheme::kBearer;
     for (const HeaderField& h : req.headers) {
-      if (!EqualsIgnoreCaseAscii(h.name, "authorization")) continue;
+      if (!EqualsIgnoreCase(h.name, "authorization")) continue;
       std::string_view scheme = h.value.substr(0, h.value.find(' '));  // as ReadAuthorization
-      if (EqualsIgnoreCaseAscii(scheme, "dpop")) s.scheme = AuthScheme::kDPoP;
+      if (EqualsIgnoreCase(scheme, "dpop")) s.scheme = AuthScheme::kDPoP;
       break;
     }
     if (!o.dpop_nonce.empty()) {
